@@ -1,0 +1,56 @@
+"""Settings from the environment (prefix ``MODELSHIFT_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything modelshift reads from its environment. Each field is ``MODELSHIFT_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELSHIFT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(
+        default=Path(".modelshift"),
+        description="Working directory for local state: the SQLite store, index generations, reports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the state store; default sqlite:///<home>/state.db. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host:5432/db",
+    )
+    bundles_dir: Path = Field(default=Path("bundles"), description="Where bundle directories live.")
+    arm_url: str = Field(default="https://management.azure.com", description="Azure Resource Manager base URL.")
+    arm_api_version: str = Field(default="2025-06-01", description="Pinned ARM api-version.")
+    data_plane_api_version: str = Field(default="2024-10-21", description="Azure OpenAI data-plane api-version.")
+    api_key: SecretStr | None = Field(default=None, description="Azure OpenAI api-key (else azure-identity).")
+    arm_token: SecretStr | None = Field(
+        default=None, description="A bearer token for ARM (else azure-identity's DefaultAzureCredential)."
+    )
+    webhook_secret: SecretStr | None = Field(default=None, description="Shared secret of the notice webhook.")
+    dashboard_token: SecretStr | None = Field(default=None, description="Operator token for dashboard actions.")
+    actor: str = Field(default="cli", description="Who the audit chain names for actions taken from this shell.")
+
+    @field_validator("arm_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The store URL: the configured one, or SQLite inside ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'state.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
