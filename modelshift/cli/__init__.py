@@ -1,0 +1,28 @@
+"""The ``modelshift`` command line (DESIGN §7): typer + rich, ``--json`` where it prints results.
+
+Exit codes: 0 success, 1 a failed gate or verdict (or a failed check such as ``audit verify``), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from modelshift.cli import audit as audit_cmds
+from modelshift.cli import bundle as bundle_cmds
+from modelshift.cli import demo as demo_cmds
+
+app = typer.Typer(
+    name="modelshift",
+    help="Upgrade automation for foundation models: retire, re-tune, re-chunk, evaluate, canary, promote.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(bundle_cmds.app, name="bundle")
+app.add_typer(audit_cmds.app, name="audit")
+demo_cmds.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
