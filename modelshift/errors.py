@@ -121,7 +121,11 @@ class RouterInvariantError(StateError):
 
 
 class AuditChainError(StateError):
-    """The audit chain does not verify: a row was altered, removed or reordered."""
+    """The audit chain does not verify: a row was altered, removed or reordered; ``first_bad_seq`` says where."""
+
+    def __init__(self, message: str, *, first_bad_seq: int | None = None, **context: Any) -> None:
+        super().__init__(message, first_bad_seq=first_bad_seq, **context)
+        self.first_bad_seq = first_bad_seq
 
 
 class StoreUnavailableError(StateError):
