@@ -52,12 +52,9 @@ def template_findings(text: str) -> list[Finding]:
                 field = text[i + 1 : end]
                 name = field.split("!", 1)[0].split(":", 1)[0]
                 if name not in TEMPLATE_FIELDS:
-                    findings.append(
-                        (
-                            line,
-                            f"placeholder {{{field}}} is not allowed; use only {{question}} and {{context}}",
-                        )
-                    )
+                    shown = field.replace("\n", "\\n")
+                    message = f"placeholder {{{shown}}} is not allowed; use only {{question}} and {{context}}"
+                    findings.append((line, message))
                 names.add(name)
                 line += field.count("\n")
                 i = end + 1
@@ -166,7 +163,7 @@ def chat_jsonl_findings(text: str, min_examples: int) -> list[Finding]:
             findings.append((line, "messages: no assistant message, so the example teaches nothing"))
     if examples < min_examples:
         findings.append(
-            (None, f"has {examples} example(s); Azure OpenAI fine-tuning needs at least {min_examples}")
+            (None, f"has {examples} valid example(s); Azure OpenAI fine-tuning needs at least {min_examples}")
         )
     return findings
 

@@ -80,8 +80,11 @@ def _schema_message(error: Any) -> tuple[tuple[str | int, ...], str]:
         allowed = _allowed_keys(loc[:-1])
         hint = f"; allowed here: {', '.join(allowed)}" if allowed else ""
         return loc, f"unknown key {loc[-1]!r} (check the spelling){hint}"
+    platform = f" for platform {loc[1]}" if len(loc) > 2 and loc[0] == "model" and loc[1] in PLATFORMS else ""
     if kind == "missing":
-        return loc, "required field is missing"
+        return loc, f"required field is missing{platform}"
+    if error.get("input", "") is None and kind.endswith("_type"):
+        return loc, f"is null but required{platform}; set a value"
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         return (*loc, "platform"), f"platform must be one of {', '.join(PLATFORMS)}"
     if kind == "string_type" and isinstance(error.get("input"), int | float):
@@ -247,11 +250,14 @@ def _natural(text: str) -> list[Any]:
 def discover_bundles(root: Path) -> list[Path]:
     """Every ``bundles/<app>/<version>/bundle.yaml`` under ``root`` (a checkout or its ``bundles/`` dir).
 
-    Sorted by app, then version in natural order (1.2.0 before 1.10.0).
+    ``root`` may also be one app's directory (``bundles/<app>``). Sorted by app, then version in natural
+    order (1.2.0 before 1.10.0).
     """
     root = Path(root)
     if not root.is_dir():
         raise NotFoundError(f"{root}: no such directory; pass a checkout or its bundles/ directory")
     base = root / "bundles" if (root / "bundles").is_dir() else root
     found = [p for p in base.glob(f"*/*/{BUNDLE_FILE}") if p.is_file()]
+    if not found:
+        found = [p for p in base.glob(f"*/{BUNDLE_FILE}") if p.is_file()]
     return sorted(found, key=lambda p: (p.parent.parent.name, _natural(p.parent.name)))
