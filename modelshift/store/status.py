@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from modelshift.errors import IllegalTransitionError
+from modelshift.errors import ConfigError, IllegalTransitionError
 
 
 class BundleStatus(StrEnum):
@@ -41,14 +41,12 @@ def allowed_moves(current: BundleStatus) -> list[BundleStatus]:
 
 
 def parse_status(value: str, *, field: str = "status") -> BundleStatus:
-    """Turn a string into a BundleStatus, or raise IllegalTransitionError naming the valid values."""
+    """Turn a string into a BundleStatus, or raise ConfigError naming the valid values."""
     try:
         return BundleStatus(value)
     except ValueError:
         valid = ", ".join(s.value for s in BundleStatus)
-        raise IllegalTransitionError(
-            f"{field} {value!r} is not a bundle status; use one of: {valid}"
-        ) from None
+        raise ConfigError(f"{field} {value!r} is not a bundle status; use one of: {valid}") from None
 
 
 def check_transition(current: BundleStatus, new: BundleStatus, *, subject: str) -> None:
