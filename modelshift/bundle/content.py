@@ -119,10 +119,25 @@ def _target(dest: Path, relpath: str, key: str) -> Path:
     return target
 
 
-def _write(dest: Path, relpath: str, key: str, data: bytes) -> None:
-    target = _target(dest, relpath, key)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
+def _plan(content: BundleContent, dest: Path) -> tuple[dict[str, str], list[tuple[Path, str]]]:
+    """Where each reference goes (logical key -> relpath) and which blob lands at which path."""
+    layout: dict[str, str] = {}
+    writes: list[tuple[Path, str]] = []
+    for ref in iter_refs(content.manifest):
+        relpath = stem = layout_path(ref)
+        n = 1
+        while relpath in layout.values():  # two override families that sanitise to the same name
+            n += 1
+            relpath = f"{stem}.{n}" if ref.kind == "dir" else stem.replace("/", f"-{n}/", 1)
+        layout[ref.key] = relpath
+        if ref.kind == "file":
+            writes.append((_target(dest, relpath, ref.key), content.files[ref.key]))
+            continue
+        prefix = tree_key(ref.key, "")
+        for key, sha in sorted(content.files.items()):
+            if key.startswith(prefix):
+                writes.append((_target(dest, f"{relpath}/{key[len(prefix) :]}", key), sha))
+    return layout, writes
 
 
 @overload
@@ -151,25 +166,12 @@ def materialize(
         raise ConfigError(
             f"{dest}: exists and is not an empty directory; pick a new directory to materialize into"
         )
-    dest.mkdir(parents=True, exist_ok=True)
     dest = dest.resolve()
-    layout: dict[str, str] = {}
-    used: set[str] = set()
-    for ref in iter_refs(content.manifest):
-        relpath = layout_path(ref)
-        stem, n = relpath, 1
-        while relpath in used:  # two override families that sanitise to the same directory name
-            n += 1
-            relpath = f"{stem}.{n}" if ref.kind == "dir" else stem.replace("/", f"-{n}/", 1)
-        used.add(relpath)
-        layout[ref.key] = relpath
-        if ref.kind == "file":
-            _write(dest, relpath, ref.key, blobs[content.files[ref.key]])
-        else:
-            prefix = tree_key(ref.key, "")
-            for key, sha in content.files.items():
-                if key.startswith(prefix):
-                    _write(dest, f"{relpath}/{key[len(prefix) :]}", key, blobs[sha])
+    layout, writes = _plan(content, dest)  # every target checked before the first byte is written
+    for target, sha in writes:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(blobs[sha])
+    dest.mkdir(parents=True, exist_ok=True)
     manifest = replace_refs(content.manifest, layout)
     (dest / BUNDLE_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True), "utf-8")
     try:
