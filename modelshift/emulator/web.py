@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
@@ -158,7 +159,11 @@ def paged(request: Request, items: list[dict[str, Any]], page_size: int) -> dict
     page = items[offset : offset + page_size]
     body: dict[str, Any] = {"value": page}
     if offset + page_size < len(items):
-        body["nextLink"] = str(request.url.include_query_params(**{"$skipToken": str(offset + page_size)}))
+        # Azure writes the token literally as $skipToken=...; keep every other query parameter
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "$skipToken"]
+        query.append(("$skipToken", str(offset + page_size)))
+        encoded = "&".join(f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in query)
+        body["nextLink"] = str(request.url.replace(query=encoded))
     return body
 
 
