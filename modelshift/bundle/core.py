@@ -32,7 +32,7 @@ class PromptSet(NamedTuple):
     family: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Bundle:
     """One tested combination, loaded from disk with :func:`modelshift.bundle.load_bundle`.
 
@@ -50,6 +50,13 @@ class Bundle:
         # Read-only views: a frozen dataclass alone would still let callers mutate the dicts.
         object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
         object.__setattr__(self, "texts", MappingProxyType(dict(self.texts)))
+
+    def __eq__(self, other: object) -> bool:
+        # DESIGN §1: two bundles with the same digest are the same thing, wherever they sit on disk
+        return isinstance(other, Bundle) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
 
     @property
     def app(self) -> str:

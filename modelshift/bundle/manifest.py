@@ -273,4 +273,8 @@ class Manifest(_Strict):
 
     def canonical(self) -> dict[str, Any]:
         """The manifest as plain JSON data with every default filled in (the basis of the digest)."""
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        # platform first, as people write it (key order does not reach the digest: keys are sorted there)
+        model = data["model"]
+        data["model"] = {"platform": model.pop("platform"), **model}
+        return data

@@ -141,6 +141,8 @@ def test_digest_ignores_where_the_bundle_sits(make_bundle: Any, tmp_path: Path) 
     moved = tmp_path / "elsewhere" / "deeper" / "support-chat"
     shutil.copytree(app_dir, moved)
     assert _digest(moved / "1.0.0") == _digest(bundle_dir)
+    # same digest: the same bundle, usable as a set member or dict key
+    assert len({load_bundle(moved / "1.0.0"), load_bundle(bundle_dir)}) == 1
 
 
 def test_digest_ignores_files_outside_the_corpus_set(make_bundle: Any) -> None:
