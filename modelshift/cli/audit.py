@@ -7,7 +7,15 @@ import json
 import typer
 from rich.table import Table
 
-from modelshift.cli._common import EXIT_FAILED, JsonOption, command, console, err_console, open_store, print_json
+from modelshift.cli._common import (
+    EXIT_FAILED,
+    JsonOption,
+    command,
+    console,
+    err_console,
+    open_store,
+    print_json,
+)
 
 app = typer.Typer(help="Show and verify the append-only, hash-chained audit log.", no_args_is_help=True)
 
@@ -65,7 +73,8 @@ def verify(as_json: bool = JsonOption) -> None:
         console.print(f"[green]audit chain verifies[/]: {result.count} event(s)")
     else:
         err_console.print(
-            f"[bold red]audit chain is broken[/] at seq {result.first_bad_seq}: {result.problem}", highlight=False
+            f"[bold red]audit chain is broken[/] at seq {result.first_bad_seq}: {result.problem}",
+            highlight=False,
         )
     if not result.ok:
         raise typer.Exit(EXIT_FAILED)

@@ -9,7 +9,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from modelshift.bundle import Bundle, BundleContent, diff_bundles, discover_bundles, load_bundle, materialize
+from modelshift.bundle import (
+    Bundle,
+    BundleContent,
+    bundle_from_content,
+    diff_bundles,
+    discover_bundles,
+    load_bundle,
+)
 from modelshift.cli._common import (
     EXIT_BAD_INPUT,
     JsonOption,
@@ -48,7 +55,13 @@ def _load_all(paths: list[Path]) -> tuple[list[Bundle], list[dict[str, Any]]]:
             continue
         bundles.append(bundle)
         results.append(
-            {"path": str(path), "ok": True, "app": bundle.app, "version": bundle.version, "digest": bundle.digest}
+            {
+                "path": str(path),
+                "ok": True,
+                "app": bundle.app,
+                "version": bundle.version,
+                "digest": bundle.digest,
+            }
         )
     return bundles, results
 
@@ -66,7 +79,9 @@ def _print_results(results: list[dict[str, Any]]) -> None:
 @app.command()
 @command
 def validate(
-    paths: list[Path] = typer.Argument(..., help="Bundle directories, bundle.yaml files, or trees of bundles."),
+    paths: list[Path] = typer.Argument(
+        ..., help="Bundle directories, bundle.yaml files, or trees of bundles."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Check bundles and report every problem at once as ``file: field.path: message``."""
@@ -81,7 +96,9 @@ def validate(
 
 @app.command()
 @command
-def digest(path: Path = typer.Argument(..., help="A bundle directory or bundle.yaml."), as_json: bool = JsonOption) -> None:
+def digest(
+    path: Path = typer.Argument(..., help="A bundle directory or bundle.yaml."), as_json: bool = JsonOption
+) -> None:
     """Print a bundle's digest (sha256 over its manifest and every file it references)."""
     bundle = load_bundle(path)
     if as_json:
@@ -93,7 +110,9 @@ def digest(path: Path = typer.Argument(..., help="A bundle directory or bundle.y
 @app.command()
 @command
 def register(
-    paths: list[Path] = typer.Argument(..., help="Bundle directories, bundle.yaml files, or trees of bundles."),
+    paths: list[Path] = typer.Argument(
+        ..., help="Bundle directories, bundle.yaml files, or trees of bundles."
+    ),
     adopt: bool = typer.Option(
         False,
         "--adopt",
@@ -115,7 +134,11 @@ def register(
     out: list[dict[str, Any]] = []
     for bundle in bundles:
         content = bundle.content()
-        before = store.find_bundle_by_digest(bundle.digest)
+        try:
+            store.get_bundle_by_digest(bundle.digest)
+            existed = True
+        except NotFoundError:
+            existed = False
         registered = store.register_bundle(
             bundle.app,
             bundle.version,
@@ -127,7 +150,8 @@ def register(
         )
         status = str(registered.status)
         if adopt and status != "production":
-            registered = store.adopt_production(bundle.digest, actor=cfg.actor)
+            store.adopt_production(bundle.digest, actor=cfg.actor)
+            registered = store.get_bundle_by_digest(bundle.digest)
             status = str(registered.status)
         out.append(
             {
@@ -135,14 +159,16 @@ def register(
                 "version": bundle.version,
                 "digest": bundle.digest,
                 "status": status,
-                "result": "unchanged" if before is not None else "registered",
+                "result": "unchanged" if existed else "registered",
             }
         )
     if as_json:
         print_json(out)
         return
     for row in out:
-        console.print(f"{row['result']:<10} {row['app']}@{row['version']}  {row['status']:<10} {row['digest']}")
+        console.print(
+            f"{row['result']:<10} {row['app']}@{row['version']}  {row['status']:<10} {row['digest']}"
+        )
 
 
 @app.command("list")
@@ -171,7 +197,12 @@ def list_(
     table = Table("app", "version", "status", "model", "digest", "registered")
     for row in rows:
         table.add_row(
-            row["app"], row["version"], row["status"], row["model"], row["digest"][:19], str(row["registered_at"])[:19]
+            row["app"],
+            row["version"],
+            row["status"],
+            row["model"],
+            row["digest"][:19],
+            str(row["registered_at"])[:19],
         )
     console.print(table)
 
@@ -225,8 +256,10 @@ def _resolve(ref: str, workdir: Path) -> Bundle:
     store = open_store()
     app_name, version = _split_ref(ref)
     reg = store.get_bundle(app_name, version)
-    content = BundleContent(manifest=reg.manifest, files=reg.files, blobs=store.bundle_blobs(reg.digest))
-    return materialize(content, workdir / f"{reg.app}-{reg.version}")
+    content = BundleContent(manifest=reg.manifest, files=reg.files)
+    return bundle_from_content(
+        content, workdir / f"{reg.app}-{reg.version}", digest=reg.digest, blobs=store.bundle_blobs(reg.digest)
+    )
 
 
 @app.command()
