@@ -18,6 +18,7 @@ or our own code (``bug``). Messages name the resource and the next step.
     │   ├── RouterConflictError         compare-and-set lost against another writer  (retryable)
     │   ├── RouterInvariantError        weights that would serve a forbidden combination
     │   ├── AuditChainError             the audit chain does not verify
+    │   ├── MigrationConflictError      the app already has another active migration
     │   └── StoreUnavailableError       the database cannot be reached            (retryable)
     └── PlatformError                   Azure (or the emulator, or an OpenAI-compatible server) said no
         ├── AuthError                   401/403                                   (config)
@@ -126,6 +127,12 @@ class AuditChainError(StateError):
     def __init__(self, message: str, *, first_bad_seq: int | None = None, **context: Any) -> None:
         super().__init__(message, first_bad_seq=first_bad_seq, **context)
         self.first_bad_seq = first_bad_seq
+
+
+class MigrationConflictError(StateError):
+    """The app already has an active migration (one per app); finish or cancel it first."""
+
+    exit_code = 2
 
 
 class StoreUnavailableError(StateError):
