@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -29,7 +30,7 @@ def show(
     """List audit events, oldest first."""
     store = open_store()
     events = store.audit_events(migration_id=migration)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "seq": e.seq,
             "occurred_at": e.occurred_at,
@@ -62,7 +63,7 @@ def show(
 @app.command()
 @command
 def verify(as_json: bool = JsonOption) -> None:
-    """Recompute the hash chain; exit 1 and name the first bad seq if any row was altered, removed or reordered."""
+    """Recompute the hash chain; exit 1 naming the first bad seq if a row was altered, removed, reordered."""
     from modelshift.audit import verify as verify_chain
 
     store = open_store()

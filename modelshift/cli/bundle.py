@@ -180,7 +180,7 @@ def list_(
 ) -> None:
     """List registered bundles with their status."""
     store = open_store()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "app": b.app,
             "version": b.version,

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
     def demo(
         as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
     ) -> None:
-        """Run the migration demo on the local Azure emulator and a fresh state store under .modelshift/demo."""
+        """Run the migration demo on the local Azure emulator with a fresh store in .modelshift/demo."""
         from modelshift.cli._common import handle_errors
 
         with handle_errors():
