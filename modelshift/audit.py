@@ -87,6 +87,9 @@ class VerifyResult:
     count: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    #: hash of the last verified event: keep it elsewhere (a report, an artifact) to detect tail truncation,
+    #: which no chain can see from the inside
+    head_hash: str | None = None
 
     def raise_for_problem(self) -> None:
         """Raise AuditChainError (carrying ``first_bad_seq``) unless the chain verified."""
@@ -149,6 +152,15 @@ def canonical_form(
 def event_hash(**fields: Any) -> str:
     """sha256 (hex) of :func:`canonical_form` of the given fields."""
     return hashlib.sha256(canonical_form(**fields).encode("utf-8")).hexdigest()
+
+
+def parse_reason(value: str) -> Reason:
+    """The Reason for a code, or StateError listing the valid codes."""
+    try:
+        return Reason(value)
+    except ValueError:
+        codes = ", ".join(r.value for r in Reason)
+        raise StateError(f"{value!r} is not an audit reason code; use one of: {codes}") from None
 
 
 def append(
@@ -222,7 +234,7 @@ def verify_events(events: Iterable[AuditEvent]) -> VerifyResult:
             return VerifyResult(ok=False, count=count, first_bad_seq=expected_seq, problem=problem)
         count += 1
         expected_prev = event.hash
-    return VerifyResult(ok=True, count=count)
+    return VerifyResult(ok=True, count=count, head_hash=None if count == 0 else expected_prev)
 
 
 def verify(store: Store) -> VerifyResult:

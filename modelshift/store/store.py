@@ -355,7 +355,7 @@ class Store:
 
     def append_audit(
         self,
-        reason: audit.Reason,
+        reason: audit.Reason | str,
         subject: str,
         data: Mapping[str, Any] | None = None,
         *,
@@ -363,12 +363,13 @@ class Store:
         migration_id: str | None = None,
     ) -> audit.AuditEvent:
         """Append a decision event that changes no store state (migration.*, canary.*, notice.*)."""
+        code = audit.parse_reason(str(reason))
         return self._write(
             lambda s: audit.append(
                 s,
                 occurred_at=self._now(),
                 actor=actor,
-                reason=audit.Reason(reason),
+                reason=code,
                 subject=subject,
                 data=data,
                 migration_id=migration_id,
