@@ -8,6 +8,7 @@ non-2xx responses and httpx exceptions into the project's error tree. No httpx e
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -33,6 +34,9 @@ from modelshift.platforms.azure.retry import AsyncGuard, Guard, RetryPolicy, _Sa
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
+
+#: where send_once records a response's wall-clock latency (ms); a measurement, not a business clock
+LATENCY_KEY = "modelshift.latency_ms"
 
 _QUOTA_CODES = frozenset({"insufficientquota", "quotaexceeded", "specialfeatureorquotaidrequired"})
 
@@ -205,8 +209,10 @@ class AzureHttp:
         """One attempt: a 2xx response, or a translated PlatformError."""
         headers = {**kwargs.pop("headers", {}), **self.credential.headers()}
         try:
+            started = time.perf_counter()
             response = self.client.request(method, url, headers=headers, **kwargs)
             response.read()
+            response.extensions[LATENCY_KEY] = (time.perf_counter() - started) * 1000.0
         except _HTTP_ERRORS as exc:
             raise translate_exception(exc, target) from exc
         if response.is_success:
@@ -258,8 +264,10 @@ class AsyncAzureHttp:
         """One attempt: a 2xx response, or a translated PlatformError."""
         headers = {**kwargs.pop("headers", {}), **(await self.credential.aheaders())}
         try:
+            started = time.perf_counter()
             response = await self.client.request(method, url, headers=headers, **kwargs)
             await response.aread()
+            response.extensions[LATENCY_KEY] = (time.perf_counter() - started) * 1000.0
         except _HTTP_ERRORS as exc:
             raise translate_exception(exc, target) from exc
         if response.is_success:

@@ -16,7 +16,7 @@ import httpx
 
 from modelshift.errors import BadRequestError, PlatformError
 from modelshift.platforms import base
-from modelshift.platforms.azure.http import AsyncAzureHttp, AzureHttp, Target, parse_body
+from modelshift.platforms.azure.http import LATENCY_KEY, AsyncAzureHttp, AzureHttp, Target, parse_body
 from modelshift.platforms.azure.openai_models import (
     DpChatCompletion,
     DpEmbeddings,
@@ -101,7 +101,7 @@ class _DataPlane:
             content=choice.message.content or "",
             finish_reason=choice.finish_reason,
             usage=body.usage.to_result(),
-            latency_ms=response.elapsed.total_seconds() * 1000.0,
+            latency_ms=float(response.extensions.get(LATENCY_KEY, 0.0)),
             model=body.model,
             rate_limit=rate_limit_info(response.headers),
             request_id=response.headers.get("apim-request-id") or response.headers.get("x-request-id"),
@@ -116,7 +116,7 @@ class _DataPlane:
         return base.EmbeddingResult(
             vectors=tuple(tuple(d.embedding) for d in ordered),
             usage=body.usage.to_result(),
-            latency_ms=response.elapsed.total_seconds() * 1000.0,
+            latency_ms=float(response.extensions.get(LATENCY_KEY, 0.0)),
             model=body.model,
             rate_limit=rate_limit_info(response.headers),
         )
