@@ -159,13 +159,17 @@ def seeded_rng(*parts: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def _truncate(sentences: list[Sentence], overflow: int) -> tuple[list[Sentence], int]:
-    # drop the oldest context first, as a sliding-window chat front-end would
-    dropped = 0
-    kept = list(sentences)
-    while kept and dropped < overflow:
-        dropped += kept.pop(0).tokens
-    return kept, dropped
+def _truncate(sentences: list[Sentence], context_tokens: int, allowed: int) -> tuple[list[Sentence], int]:
+    # Drop the oldest context first, as a sliding-window chat front-end would. Sentence counts miss the
+    # tags and separators between them, so scale them to the context's real token count.
+    ratio = context_tokens / max(1, sum(s.tokens for s in sentences))
+    total = sum(s.tokens for s in sentences)
+    start = 0
+    while start < len(sentences) and total * ratio > max(0, allowed):
+        total -= sentences[start].tokens
+        start += 1
+    dropped = sum(s.tokens for s in sentences[:start])
+    return sentences[start:], round(dropped * ratio)
 
 
 def answer_chat(
@@ -183,10 +187,11 @@ def answer_chat(
     question, context = split_question(messages)
     sentences = split_sentences(context, enc)
     reserve = max_tokens if max_tokens is not None else 256
-    overflow = prompt_tokens + reserve - context_window
     dropped = 0
-    if overflow > 0:
-        sentences, dropped = _truncate(sentences, overflow)
+    if prompt_tokens + reserve > context_window:
+        context_tokens = len(enc.encode(context, disallowed_special=()))
+        allowed = context_window - reserve - (prompt_tokens - context_tokens)
+        sentences, dropped = _truncate(sentences, context_tokens, allowed)
     query = content_terms(question)
     scores = bm25(query, [content_terms(s.text) for s in sentences])
     ranked = sorted(range(len(sentences)), key=lambda i: (-scores[i], i))
