@@ -306,6 +306,13 @@ def _list(value: Any, where: str) -> list[Any]:
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise _type_error(where, "a string", value)
+    try:
+        # JSON may escape lone surrogates ("\\ud800"); they cannot be stored, hashed or sent on as UTF-8
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NoticeParseError(
+            NoticeProblem.BAD_VALUE, f"{where} holds invalid Unicode (a lone surrogate escape)", field=where
+        ) from None
     return value
 
 
