@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     )
     webhook_secret: SecretStr | None = Field(default=None, description="Shared secret of the notice webhook.")
     dashboard_token: SecretStr | None = Field(default=None, description="Operator token for dashboard actions.")
+    families_file: Path | None = Field(
+        default=None, description="YAML file of model families merged over the default table (scope rules)."
+    )
     actor: str = Field(default="cli", description="Who the audit chain names for actions taken from this shell.")
 
     @field_validator("arm_url")
