@@ -71,16 +71,21 @@ def _validation_code(body: bytes) -> str:
     return code
 
 
-def create_app(settings: Settings, store: NoticeLog, dispatcher: Dispatcher, clock: Clock) -> FastAPI:
-    """The webhook ASGI app. Refuses to build without ``MODELSHIFT_WEBHOOK_SECRET`` (ConfigError)."""
-    secret_value = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-    if not secret_value.strip():
+def require_secret(settings: Settings) -> bytes:
+    """The webhook secret as bytes, or a ConfigError that says how to set one (the server will not start)."""
+    value = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+    if not value.strip():
         raise ConfigError(
             "MODELSHIFT_WEBHOOK_SECRET is not set; the notice webhook will not start without a shared "
             "secret. Generate one (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
             "export it, and put it in the action group's webhook URL as ?token=<secret>"
         )
-    secret = secret_value.encode()
+    return value.encode()
+
+
+def create_app(settings: Settings, store: NoticeLog, dispatcher: Dispatcher, clock: Clock) -> FastAPI:
+    """The webhook ASGI app. Refuses to build without ``MODELSHIFT_WEBHOOK_SECRET`` (ConfigError)."""
+    secret = require_secret(settings)
     app = FastAPI(title="modelshift notice webhook", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.clock = clock
 
