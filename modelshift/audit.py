@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from modelshift.clock import ensure_utc
 from modelshift.errors import AuditChainError, StateError
-from modelshift.store.models import AuditEventRow
 
 if TYPE_CHECKING:
+    from modelshift.store.models import AuditEventRow
     from modelshift.store.store import Store
 
 #: prev_hash of the first event
@@ -176,6 +176,9 @@ def append(
     """Append one event after the current head, in the caller's transaction (which holds the write lock)."""
     if not actor:
         raise StateError(f"audit event {reason} for {subject!r} has no actor; say who or what acted")
+    # Imported here, not at the top, so `import modelshift.audit` works first: the store imports audit.
+    from modelshift.store.models import AuditEventRow
+
     stored = canonical_data(data or {}, subject=subject)
     head = session.execute(
         select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)

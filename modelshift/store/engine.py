@@ -9,9 +9,10 @@ audited writers across processes and machines and is released at commit or rollb
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -165,12 +166,33 @@ def translated(url: str | URL) -> Iterator[None]:
         raise translate(exc, url) from exc
 
 
+_LOCAL_WRITE_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _local_write_lock(engine: Engine) -> AbstractContextManager[object]:
+    """SQLite only: threads of this process queue on a mutex instead of polling SQLite's busy handler.
+
+    SQLite's busy handler sleeps in growing steps (up to 100 ms), so many threads contending for
+    BEGIN IMMEDIATE waste most of their time asleep; other processes still wait on the file lock.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    key = str(engine.url)
+    with _LOCAL_WRITE_LOCKS_GUARD:
+        return _LOCAL_WRITE_LOCKS.setdefault(key, threading.Lock())
+
+
 def run_write(engine: Engine, fn: Callable[[Session], T], *, url: str | URL) -> T:
     """Run ``fn`` in one write transaction holding the write lock; retry lost races with small backoff."""
     writer = write_engine(engine)
     for attempt in range(1, WRITE_ATTEMPTS + 1):
         try:
-            with Session(writer, expire_on_commit=False) as session, session.begin():
+            with (
+                _local_write_lock(engine),
+                Session(writer, expire_on_commit=False) as session,
+                session.begin(),
+            ):
                 take_write_lock(session)
                 return fn(session)
         except DBAPIError as exc:

@@ -65,3 +65,14 @@ def bundle_in(store: Store, app: str, status: BundleStatus, version: str = "1") 
     for step in PATHS[status]:
         registered = store.set_status(registered.digest, step, actor="test", reason=f"to {step}")
     return registered
+
+
+def append_worker(job: tuple[str, int, int]) -> int:
+    """Process entry point (spawn): open the store at ``url`` and append ``count`` events as writer ``n``."""
+    from modelshift.audit import Reason
+
+    url, n, count = job
+    with Store.open(url) as store:
+        for i in range(count):
+            store.append_audit(Reason.CANARY_STEP, f"process {n}", {"i": i}, actor=f"process-{n}")
+    return count
