@@ -17,6 +17,6 @@ def retry_condition_fn(task: Any, task_run: Any, state: Any) -> bool:
     once, so a wrong setting is reported in seconds, not after three backoffs."""
     try:
         state.result()
-    except BaseException as exc:  # noqa: BLE001 - we classify whatever the task raised
+    except BaseException as exc:
         return is_retryable(exc)
     return False

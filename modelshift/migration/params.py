@@ -1,5 +1,7 @@
-"""The parameters of the ``model-migration`` flow (one pydantic model: the Prefect UI renders it as a form)
-and the small result the flow returns. Plain pydantic, so the CLI and the launcher use them without Prefect."""
+"""The parameters of the ``model-migration`` flow and the small result it returns.
+
+One pydantic model (the Prefect UI renders it as a form); plain pydantic, so the CLI and the launcher use it
+without importing Prefect."""
 
 from __future__ import annotations
 

@@ -63,7 +63,7 @@ def test_cancelling_a_rollback_or_a_live_canary_is_refused() -> None:
 
 
 def test_only_succeeded_keeps_its_key_after_the_end() -> None:
-    assert KEY_HOLDING & TERMINAL == {P.SUCCEEDED}
+    assert {P.SUCCEEDED} == KEY_HOLDING & TERMINAL
 
 
 @pytest.mark.parametrize(

@@ -182,8 +182,13 @@ def test_each_phase_change_writes_its_audit_event_with_plan_and_evidence(
         "migration.planned",
         "migration.finished",
     ]
-    assert events[1].data == {"from": "pending", "to": "assessing", "stage": "assessing", "status": "retiring",
-                              "days_left": 26}  # fmt: skip
+    assert events[1].data == {
+        "from": "pending",
+        "to": "assessing",
+        "stage": "assessing",
+        "status": "retiring",
+        "days_left": 26,
+    }
     assert events[3].actor == "alice" and events[3].data["to"] == "cancelled"
     assert done.phase is MigrationPhase.CANCELLED and not done.active
     assert store.verify_audit().ok
