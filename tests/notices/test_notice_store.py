@@ -6,16 +6,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from conftest import SetClock
 from notice_payloads import common, properties
+from sqlalchemy import inspect
 
 from modelshift.audit import Reason
 from modelshift.errors import StateError
 from modelshift.notices import NoticeStatus, parse_notice
 from modelshift.notices.log import CLAIM_LEASE
-from modelshift.notices.store import StoreNoticeLog
+from modelshift.notices.store import NoticeRow, StoreNoticeLog
 from modelshift.store import Store
-from modelshift.store.migrate import head_revision
+from modelshift.store.migrate import alembic_config, head_revision
 
 NOTICE = parse_notice(common())
 
@@ -116,5 +118,10 @@ def test_dedupe_survives_a_restart(tmp_path: Path, clock: SetClock) -> None:
         assert StoreNoticeLog(second, clock=clock).record(NOTICE.key, NOTICE).dispatched
 
 
-def test_migration_is_the_head() -> None:
-    assert head_revision() == "0002_notices"
+def test_migration_is_on_the_single_head_chain(store: Store) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1, "two migration heads: re-chain the newest after the other"
+    chain = [rev.revision for rev in script.walk_revisions("base", head_revision())]
+    assert "0002_notices" in chain
+    columns = {c["name"] for c in inspect(store.engine).get_columns("notices")}
+    assert columns == set(NoticeRow.__table__.columns.keys())
