@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy import func, select
-from store_helpers import blob, bundle_args, bundle_in, register
+from store_helpers import BundleArgs, blob, bundle_args, bundle_in, register
 
 from modelshift.errors import BundleConflictError, BundleValidationError, ConfigError, NotFoundError
 from modelshift.store import BundleStatus, Store
@@ -100,7 +102,9 @@ def test_a_stored_blob_need_not_be_passed_again(store: Store) -> None:
         pytest.param(lambda a: setattr(a, "digest", "d" * 101), "at most 100", id="digest-too-long"),
     ],
 )
-def test_bad_registrations_are_refused_and_change_nothing(store: Store, mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_registrations_are_refused_and_change_nothing(
+    store: Store, mutate: Callable[[BundleArgs], object], expected: str
+) -> None:
     args = bundle_args("support-chat", "1")
     mutate(args)
     with pytest.raises(BundleValidationError, match=expected):
