@@ -84,14 +84,14 @@ def rank_targets(
             entry = _default_of(catalog, repl.model.name)
         why = f"Azure's replacementConfig for {current} names it"
         raw.append(_candidate(repl.model, "replacement_config", why, entry))
-    same_name = [e for e in catalog if same_name(e.model.name, current.name) and e.lifecycle_status in GA]
-    defaults = sorted((e for e in same_name if e.is_default_version), key=version_order_key)
+    siblings = [e for e in catalog if same_name(e.model.name, current.name) and e.lifecycle_status in GA]
+    defaults = sorted((e for e in siblings if e.is_default_version), key=version_order_key)
     if defaults:
         newest = defaults[-1]
         why = f"the newest GA default version of {current.name}"
         raw.append(_candidate(newest.model, "default_version", why, newest))
-    if same_name:
-        newest = sorted(same_name, key=version_order_key)[-1]
+    if siblings:
+        newest = sorted(siblings, key=version_order_key)[-1]
         raw.append(_candidate(newest.model, "newest_ga", f"the newest GA version of {current.name}", newest))
 
     targets: list[TargetCandidate] = []
