@@ -28,6 +28,8 @@ ARM_API_VERSIONS = frozenset(
         "2026-09-01",
     }
 )
+# GET /subscriptions belongs to Microsoft.Resources, which has its own api-versions (`az account list`)
+RESOURCES_API_VERSIONS = frozenset({"2016-06-01", "2019-11-01", "2020-01-01", "2021-01-01", "2022-12-01"})
 DATA_PLANE_API_VERSIONS = frozenset(
     {
         "2024-02-01",
@@ -106,9 +108,10 @@ def require_data_auth(request: Request) -> None:
     world = world_of(request)
     key = request.headers.get("api-key")
     token = _bearer(request)
-    if (key is not None and key in world.scenario.auth.api_keys) or (
-        token is not None and token in world.scenario.auth.bearer_tokens
-    ):
+    keys, tokens = world.scenario.auth.api_keys, world.scenario.auth.bearer_tokens
+    # the v1 (OpenAI-compatible) surface also takes the api-key as a bearer, as the openai SDK sends it
+    v1_key_as_bearer = "/openai/v1/" in request.url.path and token in keys
+    if (key is not None and key in keys) or (token is not None and token in tokens) or v1_key_as_bearer:
         return
     raise AzureHTTPError(
         401,
@@ -127,12 +130,17 @@ def require_arm_api_version(request: Request) -> str:
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         )
-    if version not in ARM_API_VERSIONS:
+    allowed = (
+        ARM_API_VERSIONS | RESOURCES_API_VERSIONS
+        if request.url.path == "/subscriptions"
+        else ARM_API_VERSIONS
+    )
+    if version not in allowed:
         raise AzureHTTPError(
             400,
             "InvalidApiVersionParameter",
             f"The api-version '{version}' is invalid. The supported versions are "
-            f"'{','.join(sorted(ARM_API_VERSIONS, reverse=True))}'.",
+            f"'{','.join(sorted(allowed, reverse=True))}'.",
         )
     return version
 

@@ -51,6 +51,20 @@ def test_arm_api_version(emu: EmulatorHandle, params: dict[str, str], status: in
         assert r.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("version", "status"), [("2022-12-01", 200), ("2020-01-01", 200), ("2019-01-01", 400)]
+)
+def test_subscriptions_accept_resource_manager_versions(
+    emu: EmulatorHandle, version: str, status: int
+) -> None:
+    # `az account list` calls Microsoft.Resources with its own api-versions; accounts routes refuse them
+    headers = {"Authorization": f"Bearer {emu.bearer_token}"}
+    r = httpx.get(f"{emu.arm_url}/subscriptions", params={"api-version": version}, headers=headers)
+    assert r.status_code == status
+    url = f"{emu.arm_url}/subscriptions/{SUB}/{PROVIDER}/accounts"
+    assert httpx.get(url, params={"api-version": "2022-12-01"}, headers=headers).status_code == 400
+
+
 def test_root_page_says_emulator(emu: EmulatorHandle) -> None:
     r = httpx.get(emu.base_url + "/")
     assert r.status_code == 200

@@ -68,11 +68,23 @@ def test_chat_answers_from_context_with_usage(emu: EmulatorHandle, data: httpx.C
 
 def test_v1_surface(emu: EmulatorHandle) -> None:
     base = emu.endpoint_for("contoso-aoai-eus") + "openai/v1/"
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {emu.api_key}"}) as bad:
+    # the v1 surface takes the api-key as a bearer too (as the openai SDK sends it); the classic one does not
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {emu.api_key}"}) as sdk_style:
+        assert sdk_style.post(
+            "chat/completions", json={"model": "faq-4o-mini", "messages": MESSAGES}
+        ).is_success
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer wrong"}) as bad:
         assert (
             bad.post("chat/completions", json={"model": "faq-4o-mini", "messages": MESSAGES}).status_code
             == 401
         )
+    classic = httpx.post(
+        chat_url(emu, "contoso-aoai-eus", "faq-4o-mini"),
+        params={"api-version": DATA_VERSION},
+        headers={"Authorization": f"Bearer {emu.api_key}"},
+        json={"messages": MESSAGES},
+    )
+    assert classic.status_code == 401
     with httpx.Client(base_url=base, headers={"api-key": emu.api_key}) as client:
         r = client.post("chat/completions", json={"model": "faq-4o-mini", "messages": MESSAGES})
         assert r.status_code == 200 and "02:00" in r.json()["choices"][0]["message"]["content"]
