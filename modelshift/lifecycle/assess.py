@@ -338,7 +338,7 @@ def _status(
     """Worst first: retired, missing deployment, retiring within the horizon, unknown, deprecating, ..."""
     retired = entry is not None and (
         entry.lifecycle_status == LifecycleStatus.DEPRECATED
-        or (days_left is not None and retirement is not None and days_left < 0)
+        or (retirement is not None and retirement <= as_of)
     )
     if retired:
         return AssessmentStatus.RETIRED
