@@ -10,6 +10,7 @@ import typer
 from modelshift.cli import audit as audit_cmds
 from modelshift.cli import bundle as bundle_cmds
 from modelshift.cli import demo as demo_cmds
+from modelshift.cli import emulator as emulator_cmds
 from modelshift.cli import notices as notices_cmds
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(bundle_cmds.app, name="bundle")
 app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(notices_cmds.app, name="notices")
 demo_cmds.register(app)
+emulator_cmds.register(app)
 
 
 def main() -> None:

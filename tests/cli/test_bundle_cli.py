@@ -77,7 +77,9 @@ def test_register_is_idempotent_and_refuses_changed_content(
     assert [r["digest"] for r in rows] == [first["digest"]]
 
 
-def test_register_nothing_when_any_bundle_is_invalid(runner: CliRunner, cli_env: Path, examples: Path) -> None:
+def test_register_nothing_when_any_bundle_is_invalid(
+    runner: CliRunner, cli_env: Path, examples: Path
+) -> None:
     bad = examples / "hr-handbook" / "1.0.0" / "bundle.yaml"
     bad.write_text(bad.read_text().replace("app: hr-handbook", "app: HR Handbook!"))
     code, _, err = run(runner, "bundle", "register", str(examples))
@@ -87,7 +89,9 @@ def test_register_nothing_when_any_bundle_is_invalid(runner: CliRunner, cli_env:
     assert json.loads(out) == []
 
 
-def test_adopt_marks_production_and_show_defaults_to_it(runner: CliRunner, cli_env: Path, examples: Path) -> None:
+def test_adopt_marks_production_and_show_defaults_to_it(
+    runner: CliRunner, cli_env: Path, examples: Path
+) -> None:
     code, out, _ = run(runner, "bundle", "register", str(examples), "--adopt", "--json")
     assert code == 0
     assert {r["status"] for r in json.loads(out)} == {"production"}
@@ -114,7 +118,9 @@ def test_diff_paths_shows_fields_and_prompt_diff(runner: CliRunner, cli_env: Pat
     shutil.copytree(a, b)
     manifest = b / "bundle.yaml"
     manifest.write_text(
-        manifest.read_text().replace('version: "1.0.0"', 'version: "1.1.0"').replace("2024-05-13", "2024-11-20")
+        manifest.read_text()
+        .replace('version: "1.0.0"', 'version: "1.1.0"')
+        .replace("2024-05-13", "2024-11-20")
     )
     (b / "prompts" / "system.md").write_text("You are terse.\n")
     code, out, _ = run(runner, "bundle", "diff", str(a), str(b))

@@ -29,12 +29,6 @@ def account(arm: ArmClient, sub: str, name: str) -> base.Account:
     return next(a for a in arm.accounts(sub) if a.ref.name == name)
 
 
-@pytest.mark.xfail(
-    reason="emulator answers GET /subscriptions only with Cognitive Services api-versions; Azure's "
-    "subscriptions API (Microsoft.Resources) has its own, e.g. 2022-12-01 as `az account list` uses. "
-    "Reported to the emulator owner.",
-    strict=False,
-)
 def test_discover_subscriptions(arm: ArmClient, emulator: EmulatorHandle) -> None:
     subs = arm.subscriptions()
     assert emulator.subscription_id in [s.subscription_id for s in subs]

@@ -57,11 +57,6 @@ def test_chat_against_the_emulator(emulator: Any) -> None:
     assert result.latency_ms > 0
 
 
-@pytest.mark.xfail(
-    reason="Azure's v1 surface takes the account api-key as a bearer (the openai SDK's OpenAI(base_url=..., "
-    "api_key=KEY) sends it so); the emulator accepts only entra-style tokens as bearer so far",
-    strict=False,
-)
 def test_account_api_key_as_bearer(emulator: Any) -> None:
     with OpenAICompatClient(v1(emulator), emulator.api_key) as client:
         assert client.chat("faq-4o-mini", QUESTION).content
