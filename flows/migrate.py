@@ -13,7 +13,7 @@ from prefect.runtime import flow_run
 from modelshift.migration import MigrationPhase
 from modelshift.migration.params import MigrationOutcome, MigrationParams
 from tasks.assess import assess_app
-from tasks.plan import plan_migration
+from tasks.plan import plan_app
 from tasks.records import advance_migration, open_migration
 from tasks.report import publish_plan
 
@@ -22,7 +22,7 @@ from tasks.report import publish_plan
 def model_migration(params: MigrationParams) -> MigrationOutcome:
     """Migrate one app's production bundle to a new model (assess and plan in this release)."""
     logger = get_run_logger()
-    assessment = assess_app(params.app, params.target)
+    assessment = assess_app(params.app, params.target, params.as_of)
     logger.info(
         "%s on %s: %s, target %s",
         params.app,
@@ -58,11 +58,29 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
         evidence={k: v for k, v in assessment.row().items() if k != "risks"} | {"risks": assessment.risks},
     )
     try:
-        plan = plan_migration(assessment)
+        plan = plan_app(assessment, params.as_of)
     except Exception as exc:
         advance_migration(record.id, MigrationPhase.FAILED, params.actor, evidence={"error": str(exc)[:2000]})
         raise
-    plan_data = plan.model_dump(mode="json")
+    plan_data = plan.detail
+    if plan.status == "no_target":
+        advance_migration(
+            record.id,
+            MigrationPhase.FAILED,
+            params.actor,
+            evidence={"error": "; ".join(plan.blockers)},
+            plan=plan_data,
+        )
+        publish_plan(plan, assessment, record.id, str(MigrationPhase.FAILED))
+        return MigrationOutcome(
+            migration_id=record.id,
+            app=params.app,
+            phase=MigrationPhase.FAILED,
+            created=True,
+            baseline_digest=assessment.baseline_digest,
+            plan=plan_data,
+            message="; ".join(plan.blockers),
+        )
     if params.dry_run:
         final, note = MigrationPhase.DRY_RUN_DONE, "dry run: assessed and planned, nothing changed"
     else:

@@ -24,7 +24,7 @@ from tasks.report import publish_scan
 from tasks.results import AppAssessment
 
 
-def _params(assessment: AppAssessment, notice_id: str | None) -> MigrationParams:
+def _params(assessment: AppAssessment, notice_id: str | None, as_of: date | None) -> MigrationParams:
     trigger = Trigger.NOTICE if notice_id else Trigger.SCHEDULE
     when = f"retires {assessment.retirement}" if assessment.retirement else assessment.status
     source = f"Azure notice {notice_id}" if notice_id else "retirement scan"
@@ -34,6 +34,7 @@ def _params(assessment: AppAssessment, notice_id: str | None) -> MigrationParams
         reason=f"{source}: {assessment.model} {when}",
         trigger=trigger,
         notice_id=notice_id,
+        as_of=as_of,
         actor=f"notice:{notice_id}" if notice_id else "retirement-scan",
     )
 
@@ -61,7 +62,7 @@ def retirement_scan(
             logger.info("%s: not starting a migration: %s", assessment.app, decision.why)
             skipped.append({"app": assessment.app, "why": decision.why})
             continue
-        params = _params(assessment, notice_id)
+        params = _params(assessment, notice_id, as_of)
         if deployed:
             run = start_migration_run(params, decision.prefect_key)
             logger.info("%s: migration run %s (%s) started", assessment.app, run.name, run.flow_run_id)

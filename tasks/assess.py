@@ -1,23 +1,28 @@
-"""Assess tasks: read the ARM deployment and the location catalog of production bundles, call
-``modelshift.lifecycle.assess`` and return small typed results. Thin: build from settings, call, reduce."""
+"""Assess tasks: read the fleet from ARM (``modelshift.lifecycle.fetch_live``), assess production bundles
+(``assess_bundle`` / ``scan_fleet``) and return small typed results. Thin: build, call, reduce."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
 
 import httpx
 from prefect import task
 
 from modelshift.clock import utcnow
-from modelshift.errors import DeploymentNotFoundError, NotFoundError
-from modelshift.lifecycle.assess import Assessment, assess
-from modelshift.lifecycle.bundleref import BundleRef
-from modelshift.migration.params import parse_target
-from modelshift.platforms.azure import arm_client
-from modelshift.platforms.base import CatalogModel, ModelRef
-from modelshift.settings import Settings, get_settings
+from modelshift.errors import NotFoundError
+from modelshift.lifecycle import (
+    Assessment,
+    AsyncArmReader,
+    BundleRef,
+    FleetSnapshot,
+    assess_bundle,
+    fetch_live,
+    parse_target,
+    scan_fleet,
+)
+from modelshift.settings import get_settings
 from modelshift.store import Store
 from tasks.results import AppAssessment
 from tasks.retry import PLATFORM_RETRIES, PLATFORM_RETRY_DELAYS, retry_condition_fn
@@ -72,42 +77,29 @@ def production_bundles(store: Store, app: str | None = None) -> list[BundleRef]:
     rows = store.list_bundles(app=app, status="production")
     if app is not None and not rows:
         raise NotFoundError(
-            f"app {app!r} has no production bundle in the state store; register and adopt one "
-            "(`modelshift bundle register` / adopt) before migrating it",
+            f"app {app!r} has no production bundle in the state store; register it with "
+            "`modelshift bundle register --adopt bundles/<app>/<version>` before migrating it",
             app=app,
         )
     return [BundleRef.from_registered(r) for r in rows]
 
 
-class _Fetcher:
-    """Reads deployments and location catalogs through one ARM client, each catalog once per run."""
+def live_snapshot(bundles: Sequence[BundleRef]) -> FleetSnapshot:
+    """Read the deployments, catalogs and quota these bundles need from ARM (MODELSHIFT_ARM_URL)."""
+    settings = get_settings()
 
-    def __init__(self, settings: Settings, client: httpx.Client) -> None:
-        self._arm = arm_client(settings, client=client)
-        self._catalogs: dict[tuple[str, str], list[CatalogModel]] = {}
+    async def read() -> FleetSnapshot:
+        async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S) as client:
+            reader = AsyncArmReader.from_settings(client, settings)
+            return await fetch_live(reader, bundles, discover_accounts=False)
 
-    def assess(
-        self, bundle: BundleRef, *, as_of: datetime, horizon_days: int, target: str | None
-    ) -> Assessment:
-        account = bundle.account
-        deployment = None
-        catalog: list[CatalogModel] = []
-        if account is not None and bundle.deployment:
-            try:
-                deployment = self._arm.get(account, bundle.deployment)
-            except DeploymentNotFoundError:
-                deployment = None  # assess() reports deployment_missing
-            location = bundle.location
-            if location:
-                key = (account.subscription_id, location)
-                if key not in self._catalogs:
-                    self._catalogs[key] = self._arm.location_models(account.subscription_id, location)
-                catalog = self._catalogs[key]
-        explicit = None
-        if target:
-            name, version = parse_target(target)
-            explicit = ModelRef(format=bundle.model.format, name=name, version=version)
-        return assess(bundle, deployment, catalog, as_of=as_of, horizon_days=horizon_days, target=explicit)
+    return asyncio.run(read())
+
+
+def load_production(app: str | None = None) -> list[BundleRef]:
+    """The production bundles of the store the settings name."""
+    with Store.open(get_settings().resolved_database_url) as store:
+        return production_bundles(store, app)
 
 
 @task(
@@ -120,13 +112,15 @@ def assess_app(
     app: str, target: str | None = None, as_of: date | None = None, horizon_days: int = 90
 ) -> AppAssessment:
     """Assess one app's production bundle against its live deployment and the location catalog."""
-    settings = get_settings()
-    with Store.open(settings.resolved_database_url) as store:
-        (bundle,) = production_bundles(store, app)
-    with httpx.Client(timeout=_HTTP_TIMEOUT_S) as client:
-        result = _Fetcher(settings, client).assess(
-            bundle, as_of=as_of_datetime(as_of), horizon_days=horizon_days, target=target
-        )
+    (bundle,) = load_production(app)
+    explicit = parse_target(target) if target else None
+    result = assess_bundle(
+        bundle,
+        live_snapshot([bundle]),
+        as_of=as_of_datetime(as_of),
+        horizon_days=horizon_days,
+        target=explicit,
+    )
     return reduce_assessment(bundle, result)
 
 
@@ -140,14 +134,11 @@ def assess_fleet(
     as_of: date | None = None, horizon_days: int = 90, models: list[str] | None = None
 ) -> list[AppAssessment]:
     """Assess every production bundle (only those on ``models``, when given), most urgent first."""
-    settings = get_settings()
-    with Store.open(settings.resolved_database_url) as store:
-        bundles = [b for b in production_bundles(store) if matches_models(b, models)]
-    when = as_of_datetime(as_of)
-    results: list[tuple[Any, AppAssessment]] = []
-    with httpx.Client(timeout=_HTTP_TIMEOUT_S) as client:
-        fetcher = _Fetcher(settings, client)
-        for bundle in bundles:
-            result = fetcher.assess(bundle, as_of=when, horizon_days=horizon_days, target=None)
-            results.append((result.urgency_key(), reduce_assessment(bundle, result)))
-    return [summary for _, summary in sorted(results, key=lambda pair: pair[0])]
+    bundles = [b for b in load_production() if matches_models(b, models)]
+    if not bundles:
+        return []
+    report = scan_fleet(
+        bundles, live_snapshot(bundles), as_of=as_of_datetime(as_of), horizon_days=horizon_days
+    )
+    by_app = {b.app: b for b in bundles}
+    return [reduce_assessment(by_app[row.app], row) for row in report.managed if row.app in by_app]

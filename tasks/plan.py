@@ -1,57 +1,36 @@
-"""The plan task: turn an assessment into a migration plan (target, scope, stages and why, blockers).
-
-Calls the lifecycle planner (``modelshift.lifecycle.plan``) when this checkout has it; until then it
-classifies the scope of the change with ``modelshift.lifecycle.scope`` and lists no stages.
-"""
+"""The plan task: the lifecycle planner (``modelshift.lifecycle.plan_migration``) for one app, reduced to a
+small typed result; changes nothing."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from datetime import date
 
 from prefect import task
 
-from modelshift.errors import ConfigError
-from modelshift.lifecycle.families import load_families
-from modelshift.lifecycle.scope import ModelPoint, classify_scope
-from modelshift.migration.params import parse_target
+from modelshift.lifecycle import MigrationPlan, load_families, parse_target, plan_migration
+from tasks.assess import as_of_datetime, live_snapshot, load_production
 from tasks.results import AppAssessment, PlanSummary
 from tasks.retry import PLATFORM_RETRIES, PLATFORM_RETRY_DELAYS, retry_condition_fn
 
 
-def _scope_only(assessment: AppAssessment) -> PlanSummary:
-    if assessment.target is None:
-        raise ConfigError(
-            f"app {assessment.app}: no target model for {assessment.model} (status {assessment.status}); "
-            "pass --target NAME@VERSION",
-            app=assessment.app,
-        )
-    name, version = parse_target(assessment.target)
-    cur_name, _, cur_version = assessment.model.partition("@")
-    platform = str(assessment.detail.get("platform") or "azure-openai")
-    decision = classify_scope(
-        ModelPoint(name=cur_name, version=cur_version or None, platform=platform),
-        ModelPoint(name=name, version=version, platform=platform),
-        load_families(),
-    )
-    detail: dict[str, Any] = {"scope": decision.model_dump(mode="json"), "planner": "scope-only"}
+def summarize(plan: MigrationPlan) -> PlanSummary:
+    """The flow-facing summary of a plan (the whole plan stays in ``detail``)."""
+    blockers = []
+    if plan.quota is not None and plan.quota.status == "blocked":
+        blockers.append(plan.quota.message)
+    if plan.status == "no_target":
+        blockers.append(f"no target model for {plan.baseline.model}; pass --target NAME@VERSION")
     return PlanSummary(
-        app=assessment.app,
-        target=assessment.target,
-        scope=str(decision.scope),
-        stages=[],
-        detail=detail,
+        app=plan.app,
+        status=plan.status,
+        target=str(plan.target) if plan.target is not None else None,
+        scope=plan.scope.scope.value if plan.scope is not None else None,
+        stages=[{"name": s.name, "runs": "yes" if s.runs else "no", "why": s.why} for s in plan.stages],
+        blocked=plan.status != "ready",
+        blockers=blockers,
+        text=plan.render_text(),
+        detail=plan.model_dump(mode="json"),
     )
-
-
-def build_plan(assessment: AppAssessment) -> PlanSummary:
-    """The plan for one assessed app (pure given the assessment)."""
-    try:
-        planner = importlib.import_module("modelshift.lifecycle.plan")
-    except ModuleNotFoundError:
-        return _scope_only(assessment)
-    summary: PlanSummary = planner.plan_summary(assessment.model_dump(mode="json"))
-    return summary
 
 
 @task(
@@ -60,6 +39,16 @@ def build_plan(assessment: AppAssessment) -> PlanSummary:
     retry_delay_seconds=PLATFORM_RETRY_DELAYS,
     retry_condition_fn=retry_condition_fn,
 )
-def plan_migration(assessment: AppAssessment) -> PlanSummary:
-    """Plan the migration of one assessed app; changes nothing."""
-    return build_plan(assessment)
+def plan_app(assessment: AppAssessment, as_of: date | None = None, horizon_days: int = 90) -> PlanSummary:
+    """Plan the migration of one assessed app towards the assessment's target; changes nothing."""
+    (bundle,) = load_production(assessment.app)
+    target = parse_target(assessment.target) if assessment.target else None
+    plan = plan_migration(
+        bundle,
+        live_snapshot([bundle]),
+        load_families(),
+        as_of=as_of_datetime(as_of),
+        target=target,
+        horizon_days=horizon_days,
+    )
+    return summarize(plan)

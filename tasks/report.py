@@ -35,9 +35,14 @@ def plan_markdown(plan: PlanSummary, assessment: AppAssessment, *, migration_id:
     if assessment.risks:
         lines += ["", "## Risks", *(f"- {r}" for r in assessment.risks)]
     lines += ["", "## Stages"]
-    lines += [f"- **{s.get('name', '?')}**: {s.get('why', '')}" for s in plan.stages] or ["- (none listed)"]
-    if plan.blocked:
-        lines += ["", "## Blocked", *(f"- {b}" for b in plan.blockers)]
+    lines += [
+        f"- [{'run' if s.get('runs') == 'yes' else 'skip'}] **{s.get('name', '?')}**: {s.get('why', '')}"
+        for s in plan.stages
+    ] or ["- (none listed)"]
+    if plan.blockers:
+        lines += ["", f"## {plan.status}", *(f"- {b}" for b in plan.blockers)]
+    if plan.text:
+        lines += ["", "## Plan", "", "```text", plan.text, "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -50,7 +55,9 @@ def publish_plan(plan: PlanSummary, assessment: AppAssessment, migration_id: str
         key=key,
         description=f"Migration plan of {plan.app} ({migration_id})",
     )
-    rows = [{"stage": s.get("name", ""), "why": s.get("why", "")} for s in plan.stages]
+    rows = [
+        {"stage": s.get("name", ""), "runs": s.get("runs", ""), "why": s.get("why", "")} for s in plan.stages
+    ]
     create_table_artifact(
         table=rows or [{"stage": "(none)", "why": f"scope {plan.scope}"}],
         key=artifact_key("migration-stages", plan.app),

@@ -51,11 +51,14 @@ class PlanSummary(BaseModel):
     """A migration plan: target, scope, stages with why, and whether something blocks it."""
 
     app: str
+    status: str
     target: str | None
     scope: str | None = None
     stages: list[dict[str, str]] = Field(default_factory=list)
     blocked: bool = False
     blockers: list[str] = Field(default_factory=list)
+    #: the plan as the lifecycle library renders it for people
+    text: str = ""
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -6,6 +6,7 @@ without importing Prefect."""
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,6 +36,9 @@ class MigrationParams(BaseModel):
     reason: str = Field(default="manual run", max_length=2000, description="Why this migration runs.")
     trigger: Trigger = Field(default=Trigger.UI, description="What started it: schedule, ui, notice or cli.")
     notice_id: str | None = Field(default=None, max_length=200, description="The Azure notice that led here.")
+    as_of: date | None = Field(
+        default=None, description="Assess as of this day (UTC); empty: now. The scan passes its own."
+    )
     dry_run: bool = Field(default=False, description="Assess and plan only; change nothing else.")
     approval_override: bool | None = Field(
         default=None,
