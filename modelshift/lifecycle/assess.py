@@ -273,11 +273,11 @@ def assess(
                 )
             )
     if entry is None:
+        where = f"location {bundle.location}" if bundle is not None and bundle.location else "its location"
         findings.append(
             Finding(
                 code="not_in_catalog",
-                message=f"{pinned} is not in the catalog of location "
-                f"{bundle.location if bundle is not None else '(unknown)'}; check the name/version or the "
+                message=f"{pinned} is not in the catalog of {where}; check the name/version or the "
                 "recorded catalog",
             )
         )

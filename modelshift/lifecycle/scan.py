@@ -124,10 +124,12 @@ def scan_fleet(
         for b in bundles
         if b.account is not None and b.deployment is not None
     }
+    # a recorded deployment carries no location; an account a bundle names has the bundle's location
+    known = {b.account.name.lower(): b.location for b in bundles if b.account is not None and b.location}
     for dep in snapshot.deployments or []:
         if _owner_key(dep) in owned:
             continue
-        location = snapshot.location_of(dep.account)
+        location = snapshot.location_of(dep.account) or known.get(dep.account.name.lower())
         row = assess(None, dep, snapshot.catalog_for(location), as_of=as_of, horizon_days=horizon_days)
         rows.append(row.model_copy(update={"location": location}))
     rows.sort(key=lambda r: (not r.managed, *r.urgency_key()))

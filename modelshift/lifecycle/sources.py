@@ -55,6 +55,9 @@ class FleetSnapshot(BaseModel):
         """The catalog of ``location`` (or the any-location recording)."""
         if location is not None and location.lower() in self.catalogs:
             return self.catalogs[location.lower()]
+        if location is None and len(self.catalogs) == 1:
+            # one recorded catalog and an account of unknown location: that catalog is the only evidence
+            return next(iter(self.catalogs.values()))
         return self.catalogs.get(ANY_LOCATION, [])
 
     def usages_for(self, location: str | None) -> list[QuotaUsage] | None:
