@@ -3,6 +3,7 @@ the example bundles registered and adopted as production."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ EXAMPLE_APPS = ("support-chat", "claims-assistant", "hr-handbook")
 @pytest.fixture(scope="session", autouse=True)
 def prefect_backend() -> Iterator[None]:
     """A temporary Prefect API (SQLite + subprocess server) shared by every flow test."""
+    # No telemetry calls from the test server: tests never need the internet.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_test_harness(server_startup_timeout=60):
         yield
 
