@@ -239,7 +239,7 @@ def assess(
             findings.append(
                 Finding(
                     code="deployment_not_recorded",
-                    message=f"no deployment list was given for account {bundle.manifest.model.account}; the "
+                    message=f"no deployment list was read for account {bundle.manifest.model.account}; the "
                     "pinned model was assessed, drift and auto-upgrade were not checked (pass --deployments)",
                 )
             )

@@ -100,7 +100,7 @@ def assess_bundle(
         as_of=as_of,
         horizon_days=horizon_days,
         target=target,
-        deployment_observed=snapshot.deployments is not None,
+        deployment_observed=snapshot.observed(bundle.account),
     )
 
 

@@ -44,6 +44,8 @@ class FleetSnapshot(BaseModel):
     sources: list[str] = Field(default_factory=list)
     #: None when no deployment list was recorded (then only the pinned models are assessed)
     deployments: list[Deployment] | None = None
+    #: lower-case names of the accounts whose deployment list was read (live) or recorded
+    observed_accounts: list[str] = Field(default_factory=list)
     #: lower-case account name -> location
     account_locations: dict[str, str] = Field(default_factory=dict)
     #: lower-case location (or ``*``) -> catalog
@@ -63,6 +65,10 @@ class FleetSnapshot(BaseModel):
     def usages_for(self, location: str | None) -> list[QuotaUsage] | None:
         """Quota lines of ``location``, or None when they were not read."""
         return self.usages.get(location.lower()) if location is not None else None
+
+    def observed(self, account: AccountRef) -> bool:
+        """True when the deployments of ``account`` were read, so a deployment absent from them is missing."""
+        return self.deployments is not None and account.name.lower() in self.observed_accounts
 
     def location_of(self, account: AccountRef) -> str | None:
         """The location of ``account`` when known."""
@@ -166,8 +172,14 @@ def load_recordings(
             raise ConfigError(f"{path}: a usages recording needs its location: pass --usages LOCATION={path}")
         usages.setdefault(loc, []).extend(u.to_result() for u in _validate(path, items, ArmUsage, "usages"))
     sources = [*catalog_files, *deployment_files, *usage_files]
+    observed = sorted({d.account.name.lower() for d in deployments or []})
     return FleetSnapshot(
-        origin="recorded", sources=sources, deployments=deployments, catalogs=catalogs, usages=usages
+        origin="recorded",
+        sources=sources,
+        deployments=deployments,
+        observed_accounts=observed,
+        catalogs=catalogs,
+        usages=usages,
     )
 
 
@@ -222,6 +234,7 @@ async def fetch_live(
         origin="live",
         sources=[reader.base_url],
         deployments=deployments,
+        observed_accounts=sorted(accounts),
         account_locations={name: loc for name, (_, loc) in accounts.items() if loc},
         catalogs=catalogs,
         usages=usages,
