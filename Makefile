@@ -20,7 +20,8 @@ demo: $(STAMP)
 	$(BIN)/modelshift demo
 
 services:
-	@bash scripts/ensure-postgres.sh
+	@# PostgreSQL for the store tests: installed from Debian packages when missing (tests start their own server)
+	@bash scripts/postgres.sh >/dev/null
 
 test: $(STAMP) services
 	$(BIN)/ruff check modelshift flows tasks tests benchmarks
