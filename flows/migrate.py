@@ -79,6 +79,7 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
             created=True,
             baseline_digest=assessment.baseline_digest,
             plan=plan_data,
+            plan_text=plan.text,
             message="; ".join(plan.blockers),
         )
     if params.dry_run:
@@ -97,5 +98,6 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
         target=plan.target,
         baseline_digest=assessment.baseline_digest,
         plan=plan_data,
+        plan_text=plan.text,
         message=note,
     )

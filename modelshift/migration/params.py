@@ -70,6 +70,8 @@ class MigrationOutcome(BaseModel):
     target: str | None = None
     baseline_digest: str | None = None
     plan: dict[str, Any] | None = None
+    #: the plan as the lifecycle library renders it for people
+    plan_text: str = ""
     message: str = ""
 
 
