@@ -215,12 +215,14 @@ def assess(
     horizon_days: int = 90,
     target: ModelRef | None = None,
     deployment_observed: bool = True,
+    target_cache: dict[tuple[object, ...], tuple[list[TargetCandidate], list[RejectedTarget]]] | None = None,
 ) -> Assessment:
     """Assess a production bundle (or, with ``bundle=None``, an unmanaged ``deployment``) on ``as_of``.
 
     ``deployment`` None with ``deployment_observed`` means the deployment is missing; with
     ``deployment_observed=False`` (a recording without deployments) the pinned model is assessed alone.
-    ``catalog`` is the model list of the deployment's location.
+    ``catalog`` is the model list of the deployment's location. A fleet scan passes ``target_cache`` (one
+    dict per scan): the ranking depends only on the key below, and 10,000 deployments share a few dozen keys.
     """
     as_of = ensure_utc(as_of)
     if bundle is None and deployment is None:
@@ -253,15 +255,21 @@ def assess(
     risks, risk_findings = _risks(deployment, entry, catalog, retirement)
     findings.extend(risk_findings)
     current_for_targets = entry.model if entry is not None else pinned
-    targets, rejected = rank_targets(
-        current_for_targets,
-        entry,
-        catalog,
-        as_of=as_of,
-        sku_name=sku_name,
-        explicit=target,
-        needs_fine_tune=fine_tuned,
-    )
+    key = (id(catalog), str(current_for_targets), sku_name, str(target) if target else None, fine_tuned)
+    cached = target_cache.get(key) if target_cache is not None else None
+    if cached is None:
+        cached = rank_targets(
+            current_for_targets,
+            entry,
+            catalog,
+            as_of=as_of,
+            sku_name=sku_name,
+            explicit=target,
+            needs_fine_tune=fine_tuned,
+        )
+        if target_cache is not None:
+            target_cache[key] = cached
+    targets, rejected = cached
     if fine_tuned and entry is not None and entry.fine_tune_retirement is not None:
         ft_days = _days_left(entry.fine_tune_retirement, as_of)
         if ft_days is not None and ft_days <= horizon_days:

@@ -16,6 +16,7 @@ from modelshift.lifecycle.bundleref import BundleRef
 from modelshift.lifecycle.families import FamilyTable
 from modelshift.lifecycle.plan import MigrationPlan, build_plan
 from modelshift.lifecycle.sources import FleetSnapshot
+from modelshift.lifecycle.targets import RejectedTarget, TargetCandidate
 from modelshift.platforms.base import Deployment, ModelRef
 
 DEFAULT_HORIZON_DAYS = 90
@@ -125,12 +126,21 @@ def scan_fleet(
         if b.account is not None and b.deployment is not None
     }
     # a recorded deployment carries no location; an account a bundle names has the bundle's location
+    # catalogs live as long as the snapshot, so id(catalog) in the cache key is stable for this scan
+    cache: dict[tuple[object, ...], tuple[list[TargetCandidate], list[RejectedTarget]]] = {}
     known = {b.account.name.lower(): b.location for b in bundles if b.account is not None and b.location}
     for dep in snapshot.deployments or []:
         if _owner_key(dep) in owned:
             continue
         location = snapshot.location_of(dep.account) or known.get(dep.account.name.lower())
-        row = assess(None, dep, snapshot.catalog_for(location), as_of=as_of, horizon_days=horizon_days)
+        row = assess(
+            None,
+            dep,
+            snapshot.catalog_for(location),
+            as_of=as_of,
+            horizon_days=horizon_days,
+            target_cache=cache,
+        )
         rows.append(row.model_copy(update={"location": location}))
     rows.sort(key=lambda r: (not r.managed, *r.urgency_key()))
     return ScanReport(
