@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,82 @@ def _serve_each(cfg: Settings, bundles: list[Bundle], result: DemoResult) -> Non
     )
 
 
+def _scan_and_plan(cfg: Settings, as_of: datetime, result: DemoResult) -> None:
+    """The retirement scan over the live (emulated) fleet, then a plan for every app that must move."""
+    import asyncio
+
+    from modelshift.lifecycle import (
+        AsyncArmReader,
+        BundleRef,
+        fetch_live,
+        load_families,
+        plan_migration,
+        scan_fleet,
+    )
+    from modelshift.store import BundleStatus, Store
+
+    with Store.open(cfg.resolved_database_url) as store:
+        bundles = [BundleRef.from_registered(b) for b in store.list_bundles(status=BundleStatus.PRODUCTION)]
+
+    async def live() -> Any:
+        async with httpx.AsyncClient(timeout=60) as client:
+            return await fetch_live(AsyncArmReader.from_settings(client, cfg), bundles)
+
+    snapshot = asyncio.run(live())
+    report = scan_fleet(bundles, snapshot, as_of=as_of)
+    at_risk = report.needs_migration()
+    rows = [
+        {
+            "app": a.app,
+            "model": str(a.pinned_model),
+            "status": a.status.value,
+            "retirement": a.retirement.date().isoformat() if a.retirement else None,
+            "days_left": a.days_left,
+            "target": str(a.targets[0].model) if a.targets else None,
+        }
+        for a in report.managed
+    ]
+    result.steps.append(
+        DemoStep(
+            "scan",
+            bool(at_risk),
+            f"retirement scan as of {as_of.date().isoformat()}: {len(report.managed)} app(s), "
+            f"{len(at_risk)} need a migration ("
+            + ", ".join(f"{a.app} {a.status.value}, {a.days_left} days left" for a in at_risk)
+            + f"); {len(report.unmanaged)} unmanaged deployment(s)",
+            {"assessments": rows, "unmanaged": [u.deployment for u in report.unmanaged]},
+        )
+    )
+    families = load_families(cfg.families_file)
+    by_app = {b.app: b for b in bundles}
+    plans = []
+    for assessment in at_risk:
+        if assessment.app is None:
+            continue
+        plan = plan_migration(by_app[assessment.app], snapshot, families, as_of=as_of)
+        plans.append(
+            {
+                "app": plan.app,
+                "status": plan.status,
+                "target": str(plan.target) if plan.target else None,
+                "scope": plan.scope.scope.value if plan.scope else None,
+                "stages": [st.name for st in plan.stages if st.runs],
+                "candidate_deployment": plan.candidate_deployment.name if plan.candidate_deployment else None,
+            }
+        )
+    result.steps.append(
+        DemoStep(
+            "plan",
+            bool(plans) and all(p["status"] == "ready" for p in plans),
+            "; ".join(
+                f"{p['app']}: -> {p['target']} ({p['scope']}), stages {', '.join(p['stages'])}" for p in plans
+            )
+            or "no plan",
+            {"plans": plans},
+        )
+    )
+
+
 def _verify_audit(cfg: Settings, result: DemoResult) -> None:
     from modelshift.audit import verify
     from modelshift.store import Store
@@ -182,6 +259,7 @@ def run(bundles_dir: Path | None = None, settings: Settings | None = None) -> De
         os.environ.setdefault("MODELSHIFT_HOME", str(state_dir))
         _register_examples(cfg, bundles, result)
         _serve_each(cfg, bundles, result)
+        _scan_and_plan(cfg, emu.now(), result)
         _verify_audit(cfg, result)
     return result
 

@@ -12,6 +12,7 @@ from modelshift.cli import bundle as bundle_cmds
 from modelshift.cli import demo as demo_cmds
 from modelshift.cli import emulator as emulator_cmds
 from modelshift.cli import notices as notices_cmds
+from modelshift.cli import scan as scan_cmds
 
 app = typer.Typer(
     name="modelshift",
@@ -25,6 +26,7 @@ app.add_typer(audit_cmds.app, name="audit")
 app.add_typer(notices_cmds.app, name="notices")
 demo_cmds.register(app)
 emulator_cmds.register(app)
+scan_cmds.register(app)
 
 
 def main() -> None:
