@@ -195,7 +195,7 @@ def _scan_and_plan(cfg: Settings, as_of: datetime, result: DemoResult) -> None:
     )
     families = load_families(cfg.families_file)
     by_app = {b.app: b for b in bundles}
-    plans = []
+    plans: list[dict[str, Any]] = []
     for assessment in at_risk:
         if assessment.app is None:
             continue
