@@ -11,6 +11,7 @@ from modelshift.cli import audit as audit_cmds
 from modelshift.cli import bundle as bundle_cmds
 from modelshift.cli import demo as demo_cmds
 from modelshift.cli import emulator as emulator_cmds
+from modelshift.cli import migrate as migrate_cmds
 from modelshift.cli import notices as notices_cmds
 from modelshift.cli import scan as scan_cmds
 
@@ -27,6 +28,7 @@ app.add_typer(notices_cmds.app, name="notices")
 demo_cmds.register(app)
 emulator_cmds.register(app)
 scan_cmds.register(app)
+migrate_cmds.register(app)
 
 
 def main() -> None:
