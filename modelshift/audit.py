@@ -47,6 +47,13 @@ class Reason(StrEnum):
     CANARY_STEP = "canary.step"
     CANARY_ROLLED_BACK = "canary.rolled_back"
     NOTICE_RECEIVED = "notice.received"
+    FINETUNE_FILES_UPLOADED = "finetune.files_uploaded"
+    FINETUNE_SUBMITTED = "finetune.submitted"
+    FINETUNE_RECOVERED = "finetune.recovered"
+    FINETUNE_SUCCEEDED = "finetune.succeeded"
+    FINETUNE_FAILED = "finetune.failed"
+    FINETUNE_TIMED_OUT = "finetune.timed_out"
+    FINETUNE_DEPLOYED = "finetune.deployed"
 
 
 @dataclass(frozen=True)

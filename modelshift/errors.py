@@ -28,6 +28,7 @@ or our own code (``bug``). Messages name the resource and the next step.
         ├── DeploymentPausedError       423
         ├── QuotaExceededError          not enough quota for a deployment         (config)
         ├── OperationFailedError        a long-running operation ended Failed/Canceled
+        │   └── FineTuneFailedError     a fine-tuning job ended failed/cancelled, with Azure's code
         ├── ThrottledError              429, carries the wait the platform asked for (retryable)
         └── TransientPlatformError      5xx, timeouts, connection resets          (retryable)
 """
@@ -196,6 +197,10 @@ class QuotaExceededError(PlatformError):
 
 class OperationFailedError(PlatformError):
     """A long-running operation (deployment PUT, fine-tuning job) ended Failed or Canceled."""
+
+
+class FineTuneFailedError(OperationFailedError):
+    """A fine-tuning job ended failed or cancelled; ``code`` and the message carry the platform's error."""
 
 
 class ThrottledError(PlatformError):
