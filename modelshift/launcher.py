@@ -120,3 +120,26 @@ def run_migration(params: MigrationParams) -> MigrationOutcome:
     if not isinstance(outcome, MigrationOutcome):  # pragma: no cover - the flow's return type says so
         raise TypeError(f"model-migration returned {type(outcome).__name__}, not MigrationOutcome")
     return outcome
+
+
+def run_scan(*, models: list[str] | None = None, notice_id: str | None = None) -> dict[str, Any]:
+    """Run the ``retirement-scan`` flow in this process (scoped to ``models`` when given)."""
+    flow = importlib.import_module("flows.scan").retirement_scan
+    result = flow(models=models, notice_id=notice_id)
+    if not isinstance(result, dict):  # pragma: no cover - the flow's return type says so
+        raise TypeError(f"retirement-scan returned {type(result).__name__}, not dict")
+    return result
+
+
+def scan_for_notice(settings: Settings) -> Any:
+    """A notice callback for the webhook's in-process dispatcher: runs the scan the notice calls for.
+
+    Used when no Prefect server is configured; the scan's own idempotency keys keep a resent notice from
+    starting a second migration."""
+    use_local_prefect_home(settings)
+
+    def callback(notice: Any) -> None:
+        refs = [m.ref for m in notice.models if not m.replacement]
+        run_scan(models=refs or None, notice_id=notice.notice_id)
+
+    return callback

@@ -29,7 +29,6 @@ from modelshift.notices import (
     InProcessDispatcher,
     PrefectEventDispatcher,
     classify,
-    log_scan_request,
     parse_notice,
 )
 
@@ -114,8 +113,9 @@ def serve(
         dispatcher = _prefect_dispatcher(api_url)
         where = f"Prefect events API at {api_url}/events"
     else:
-        # the retirement scan plugs its callback in here; until then the request is logged
-        dispatcher = InProcessDispatcher(log_scan_request)
+        from modelshift.launcher import scan_for_notice
+
+        dispatcher = InProcessDispatcher(scan_for_notice(cfg))
         where = "in-process scan (no PREFECT_API_URL)"
     store = open_store(cfg)
     notice_log = StoreNoticeLog(store, clock=utcnow)
