@@ -58,24 +58,14 @@ def _demo_settings(base: Settings, state_dir: Path, arm_url: str, api_key: str, 
 
 
 def _register_examples(cfg: Settings, bundles: list[Bundle], result: DemoResult) -> None:
+    from modelshift.registry import register
     from modelshift.store import Store
 
     store = Store.open(cfg.resolved_database_url)
     try:
         rows = []
         for bundle in bundles:
-            content = bundle.content()
-            store.register_bundle(
-                bundle.app,
-                bundle.version,
-                bundle.digest,
-                content.manifest,
-                content.files,
-                content.blobs,
-                actor=cfg.actor,
-            )
-            store.adopt_production(bundle.digest, actor=cfg.actor)
-            adopted = store.get_bundle_by_digest(bundle.digest)
+            adopted = register(store, bundle, actor=cfg.actor, adopt=True).bundle
             rows.append(
                 {
                     "app": bundle.app,

@@ -28,6 +28,7 @@ from modelshift.cli._common import (
     settings,
 )
 from modelshift.errors import BundleValidationError, NotFoundError
+from modelshift.registry import register as register_bundle
 
 app = typer.Typer(help="Validate, digest, register, list, show and diff bundles.", no_args_is_help=True)
 
@@ -133,33 +134,14 @@ def register(
     store = open_store(cfg)
     out: list[dict[str, Any]] = []
     for bundle in bundles:
-        content = bundle.content()
-        try:
-            store.get_bundle_by_digest(bundle.digest)
-            existed = True
-        except NotFoundError:
-            existed = False
-        registered = store.register_bundle(
-            bundle.app,
-            bundle.version,
-            bundle.digest,
-            content.manifest,
-            content.files,
-            content.blobs,
-            actor=cfg.actor,
-        )
-        status = str(registered.status)
-        if adopt and status != "production":
-            store.adopt_production(bundle.digest, actor=cfg.actor)
-            registered = store.get_bundle_by_digest(bundle.digest)
-            status = str(registered.status)
+        done = register_bundle(store, bundle, actor=cfg.actor, adopt=adopt)
         out.append(
             {
                 "app": bundle.app,
                 "version": bundle.version,
                 "digest": bundle.digest,
-                "status": status,
-                "result": "unchanged" if existed else "registered",
+                "status": str(done.bundle.status),
+                "result": "registered" if done.created else "unchanged",
             }
         )
     if as_json:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from modelshift.bundle import load_bundle
 from modelshift.cli import scan as scan_cmds
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
+from modelshift.registry import register
 from modelshift.settings import get_settings
 from modelshift.store import Store
 
@@ -35,17 +36,7 @@ def fleet(cli_env: Path, examples: Path) -> Path:
     with Store.open(get_settings().resolved_database_url) as store:
         for name in APPS:
             bundle = load_bundle(examples / name / "1.0.0")
-            content = bundle.content()
-            store.register_bundle(
-                bundle.app,
-                bundle.version,
-                bundle.digest,
-                content.manifest,
-                content.files,
-                content.blobs,
-                actor="t",
-            )
-            store.adopt_production(bundle.digest, actor="t")
+            register(store, bundle, actor="t", adopt=True)
     return cli_env
 
 

@@ -13,6 +13,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from modelshift.bundle.loader import load_bundle
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
+from modelshift.registry import register
 from modelshift.settings import get_settings
 from modelshift.store import Store
 
@@ -54,17 +55,7 @@ def register_examples(store: Store, apps: tuple[str, ...] = EXAMPLE_APPS) -> dic
     digests: dict[str, str] = {}
     for app in apps:
         bundle = load_bundle(REPO / "bundles" / app / "1.0.0")
-        content = bundle.content()
-        store.register_bundle(
-            bundle.app,
-            bundle.version,
-            bundle.digest,
-            content.manifest,
-            content.files,
-            content.blobs,
-            actor="test",
-        )
-        store.adopt_production(bundle.digest, actor="test")
+        register(store, bundle, actor="test", adopt=True)
         digests[app] = bundle.digest
     return digests
 
