@@ -53,8 +53,8 @@ def parse_jsonl_bytes(raw: bytes) -> list[JsonlLine]:
     if raw.startswith(_BOM):
         raw = raw[len(_BOM) :]
     lines: list[JsonlLine] = []
-    # split on \n only: \r\n endings leave a \r that JSON treats as whitespace, and a lone \r inside a
-    # string value must not cut a line in two
+    # split on \n only, as JSONL defines lines: \r\n endings leave a \r that JSON treats as whitespace,
+    # and a stray \r must not shift the line numbers the report shows
     for index, chunk in enumerate(raw.split(b"\n"), start=1):
         if not chunk.strip():
             continue
