@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     families_file: Path | None = Field(
         default=None, description="YAML file of model families merged over the default table (scope rules)."
     )
+    price_table_file: Path | None = Field(
+        default=None, description="YAML/JSON file of token prices per model merged over the default table."
+    )
     actor: str = Field(default="cli", description="Who the audit chain names for actions taken from this shell.")
 
     @field_validator("arm_url")

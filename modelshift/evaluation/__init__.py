@@ -1,0 +1,63 @@
+"""Evaluation: per-item metrics, their aggregation, and the statistical gate candidate vs baseline.
+
+The pure parts are re-exported here: metric functions (:mod:`.metrics`), :class:`ItemResult` and the
+metric registry (:mod:`.results`), prices (:mod:`.pricing`), statistics (:mod:`.stats`) and the gate
+(:func:`compare` -> :class:`GateReport`).
+"""
+
+from __future__ import annotations
+
+from modelshift.evaluation.gate import GatePolicy, compare
+from modelshift.evaluation.metrics import (
+    REFUSAL_PATTERNS,
+    SUPPORT_THRESHOLD,
+    answer_f1,
+    answer_similarity,
+    format_valid,
+    groundedness,
+    local_embedding,
+    normalize_answer,
+    refusal,
+    retrieval_hit,
+)
+from modelshift.evaluation.pricing import (
+    DEFAULT_PRICES,
+    ModelPrice,
+    PriceTable,
+    load_price_table,
+    price_table_from_settings,
+)
+from modelshift.evaluation.report import GateCounts, GateReport, MetricRow, Verdict
+from modelshift.evaluation.results import METRICS, Aggregate, ItemResult, MetricSpec, aggregate
+from modelshift.evaluation.stats import mann_whitney_u, two_proportion_z
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "METRICS",
+    "REFUSAL_PATTERNS",
+    "SUPPORT_THRESHOLD",
+    "Aggregate",
+    "GateCounts",
+    "GatePolicy",
+    "GateReport",
+    "ItemResult",
+    "MetricRow",
+    "MetricSpec",
+    "ModelPrice",
+    "PriceTable",
+    "Verdict",
+    "aggregate",
+    "answer_f1",
+    "answer_similarity",
+    "compare",
+    "format_valid",
+    "groundedness",
+    "load_price_table",
+    "local_embedding",
+    "mann_whitney_u",
+    "normalize_answer",
+    "price_table_from_settings",
+    "refusal",
+    "retrieval_hit",
+    "two_proportion_z",
+]
