@@ -100,14 +100,19 @@ class FineTuneRun:
         r = self.request
         return f"fine-tuning re-run of {r.app} on {r.base_model} (migration {r.migration_id})"
 
-    def run(self, on_event: EventCallback | None = None) -> FineTuneResult:
-        """Carry the re-run as far as it goes: to a deployed fine-tuned model, or a raised error."""
+    def run(
+        self, on_event: EventCallback | None = None, on_poll: Callable[[FineTuneJob], None] | None = None
+    ) -> FineTuneResult:
+        """Carry the re-run as far as it goes: to a deployed fine-tuned model, or a raised error.
+
+        ``on_event`` gets each new job event once; ``on_poll`` gets the job after every poll (its status
+        drives a progress artifact)."""
         self._streamed = 0
         record = self._jobs.get(self.request.key) or self._upload()
         if record.job_id is None:
             record = self._submit(record)
         if record.phase is FineTunePhase.SUBMITTED:
-            record = self._poll(record, on_event)
+            record = self._poll(record, on_event, on_poll)
         if record.phase is FineTunePhase.FAILED:
             raise self._failure(record)
         if record.phase is FineTunePhase.SUCCEEDED:
@@ -199,7 +204,12 @@ class FineTuneRun:
 
     # --------------------------------------------------------------------------------------- poll
 
-    def _poll(self, record: FineTuneRecord, on_event: EventCallback | None) -> FineTuneRecord:
+    def _poll(
+        self,
+        record: FineTuneRecord,
+        on_event: EventCallback | None,
+        on_poll: Callable[[FineTuneJob], None] | None,
+    ) -> FineTuneRecord:
         assert record.job_id is not None  # _submit stored it
         job_id = record.job_id
         cursor = EventCursor(record.last_event_id)
@@ -207,6 +217,8 @@ class FineTuneRun:
         attempt = 0
         while True:
             job = self._ft.get_job(job_id)
+            if on_poll is not None:
+                on_poll(job)
             for event in cursor.new(self._ft.list_events(job_id)):
                 if on_event is not None:
                     on_event(event)

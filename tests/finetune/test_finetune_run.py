@@ -10,7 +10,7 @@ from conftest import ACCOUNT, FAILING_TARGET, RequestLog, ScenarioTime
 
 from modelshift.bundle.core import Bundle
 from modelshift.emulator.testing import EmulatorHandle
-from modelshift.errors import ConfigError, FineTuneFailedError, OperationFailedError
+from modelshift.errors import ConfigError, FineTuneFailedError, OperationFailedError, PlatformError
 from modelshift.finetune import (
     FineTuneJobStore,
     FineTunePhase,
@@ -366,3 +366,64 @@ def test_the_emulator_account_is_the_bundles(claims_bundle: Bundle, emu: Emulato
     request = claims_request(claims_bundle, "mig-x")
     assert request.account.name == ACCOUNT and request.baseline_deployment == "claims-ft"
     assert request.account.subscription_id == emu.subscription_id
+
+
+def test_on_poll_sees_the_job_move_through_its_states(
+    aoai: AzureOpenAIClient, arm: ArmClient, store: Store, scenario_time: ScenarioTime, claims_bundle: Bundle
+) -> None:
+    statuses: list[str] = []
+    run_of(claims_request(claims_bundle, "mig-progress"), aoai, arm, store, scenario_time).run(
+        on_poll=lambda job: statuses.append(job.status.value)
+    )
+    assert statuses[0] in ("created", "pending") and statuses[-1] == "succeeded"
+    assert "running" in statuses
+    order = ["created", "pending", "running", "succeeded"]
+    assert [order.index(s) for s in statuses] == sorted(order.index(s) for s in statuses)
+
+
+def test_a_job_cancelled_outside_modelshift_stops_the_run(
+    aoai: AzureOpenAIClient, arm: ArmClient, store: Store, scenario_time: ScenarioTime, claims_bundle: Bundle
+) -> None:
+    request = claims_request(claims_bundle, "mig-cancel")
+
+    def cancel_then_sleep(seconds: float) -> None:
+        (job,) = aoai.list_jobs()
+        if not job.status.terminal:
+            aoai.cancel_job(job.id)  # someone cancels it in the portal while we wait
+        scenario_time.sleep(seconds)
+
+    with pytest.raises(FineTuneFailedError) as raised:
+        run_of(request, aoai, arm, store, scenario_time, sleep=cancel_then_sleep).run()
+    assert raised.value.code == "cancelled" and "ended cancelled" in str(raised.value)
+    record = FineTuneJobStore(store, actor="test").get(request.key)
+    assert record is not None and record.phase is FineTunePhase.FAILED and record.job_status == "cancelled"
+    assert reasons(store, "mig-cancel")[-1] == "finetune.failed"
+
+
+def test_a_deployment_refused_for_quota_is_retried_by_the_next_run_without_polling(
+    aoai: AzureOpenAIClient,
+    arm: ArmClient,
+    store: Store,
+    scenario_time: ScenarioTime,
+    claims_bundle: Bundle,
+    request_log: RequestLog,
+) -> None:
+    too_big = dataclasses.replace(
+        claims_request(claims_bundle, "mig-quota"),
+        baseline_deployment="claims-gone",
+        baseline_sku=("Standard", 5000),
+    )
+    with pytest.raises(PlatformError) as raised:
+        run_of(too_big, aoai, arm, store, scenario_time).run()
+    assert raised.value.code == "InsufficientQuota"
+    record = FineTuneJobStore(store, actor="test").get(too_big.key)
+    assert record is not None and record.phase is FineTunePhase.SUCCEEDED and record.deployment_name is None
+    assert reasons(store, "mig-quota")[-1] == "finetune.succeeded"
+
+    request_log.lines.clear()
+    result = run_of(
+        dataclasses.replace(too_big, baseline_sku=("Standard", 10)), aoai, arm, store, scenario_time
+    ).run()
+    assert result.record.phase is FineTunePhase.DEPLOYED
+    assert result.deployment is not None and result.deployment.capacity == 10
+    assert [line for line in request_log.lines if "/fine_tuning/" in line] == []
