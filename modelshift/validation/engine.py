@@ -150,7 +150,8 @@ def _failure(
     unexpected = result.get("unexpected_count")
     total = result.get("element_count")
     observed = json_safe(result.get("observed_value"))
-    missing = [json_safe(v) for v in result.get("partial_missing_list") or []]
+    # GX builds the missing list from a set: sort it so reports are the same on every run
+    missing = sorted((json_safe(v) for v in result.get("partial_missing_list") or []), key=str)
     examples: list[ValidationExample] = []
     column = check.column
     for row in result.get("unexpected_index_list") or []:

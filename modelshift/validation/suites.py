@@ -149,15 +149,18 @@ def validate_chunks(
     *,
     documents: Iterable[str],
     max_tokens: int,
+    encoding: str | None = None,
     subject: str = "chunk table",
     max_examples: int = 5,
 ) -> ValidationReport:
     """Check a chunk table (dicts or objects with id, document, start, end, token_count, text).
 
     ``documents`` is every source document of the corpus; each must have at least one chunk, and no chunk
-    may come from a document outside it. ``max_tokens`` is the chunk-size limit.
+    may come from a document outside it. ``max_tokens`` is the chunk-size limit. With ``encoding`` (the
+    target's tiktoken encoding) every ``token_count`` must also equal the count of the chunk's text.
     """
     corpus = sorted({_norm_doc(d) for d in documents})
+    enc = get_encoding(encoding) if encoding is not None else None
     rows: list[dict[str, Any]] = []
     for position, chunk in enumerate(chunks, start=1):
         fields = {name: _field(chunk, name) for name in _CHUNK_FIELDS}
@@ -166,6 +169,11 @@ def validate_chunks(
         chunk_id = str(ok["id"]) if "id" in ok else None
         start, end = ok.get("start"), ok.get("end")
         text = ok.get("text")
+        mismatch = None
+        if enc is not None and text is not None and "token_count" in ok:
+            actual = len(enc.encode(text, disallowed_special=()))
+            if actual != ok["token_count"]:
+                mismatch = f"token_count {ok['token_count']}, {encoding} counts {actual}"
         rows.append(
             {
                 WHERE: f"chunk {position}" + (f" ({chunk_id})" if chunk_id is not None else ""),
@@ -175,6 +183,7 @@ def validate_chunks(
                 "span": end - start if start is not None and end is not None else None,
                 "token_count": ok.get("token_count"),
                 "text_chars": len(text.strip()) if text is not None else None,
+                "token_mismatch": mismatch,
             }
         )
     checks = [
@@ -226,7 +235,17 @@ def validate_chunks(
             column="document",
         ),
     ]
-    columns = [WHERE, "bad_fields", "id", "document", "span", "token_count", "text_chars"]
+    if encoding is not None:
+        checks.append(
+            Check(
+                "token_count_exact",
+                lambda gxe: gxe.ExpectColumnValuesToBeNull(column="token_mismatch"),
+                f"{{unexpected}} of {{total}} chunks have a token_count that differs from {encoding}'s count"
+                " of their text; re-chunk with the target tokenizer",
+                column="token_mismatch",
+            )
+        )
+    columns = [WHERE, "bad_fields", "id", "document", "span", "token_count", "text_chars", "token_mismatch"]
     return run_checks(
         _frame(rows, columns), checks, suite=CHUNK_SUITE, subject=subject, max_examples=max_examples
     )

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from validation_helpers import chunk
 
+from modelshift.grounding.tokenizers import count_tokens
 from modelshift.validation import ValidationReport, validate_chunks
 
 DOCS = ["a.md", "b.md"]
@@ -123,3 +124,41 @@ def test_several_problems_are_reported_at_once() -> None:
     ]
     assert all(f.examples for f in report.errors)
     assert report.statistics.successful_expectations == 2  # not_empty, fields
+
+
+def counted(n: int, text: str, **overrides: Any) -> dict[str, Any]:
+    """A chunk whose token_count is the true o200k_base count of ``text``."""
+    return chunk(n, text=text, token_count=count_tokens(text, "o200k_base"), **overrides)
+
+
+def test_token_counts_match_the_target_tokenizer() -> None:
+    chunks = [
+        counted(0, "Deductibles apply per claim."),
+        counted(1, "<|endoftext|> is text.", document="b.md"),
+    ]
+    report = validate_chunks(chunks, documents=DOCS, max_tokens=LIMIT, encoding="o200k_base")
+    assert report.success, report.render_text()
+    assert report.statistics.evaluated_expectations == 9
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_token_count_off_by_one_is_reported(delta: int) -> None:
+    actual = count_tokens("Water damage.", "o200k_base")
+    chunks = [
+        counted(0, "Deductibles apply per claim."),
+        chunk(1, document="b.md", text="Water damage.", token_count=actual + delta),
+    ]
+    report = validate_chunks(chunks, documents=DOCS, max_tokens=LIMIT, encoding="o200k_base")
+    assert report.failed_checks() == ["token_count_exact"]
+    (failure,) = report.errors
+    assert failure.examples[0].where == "chunk 2 (c1)"
+    assert failure.examples[0].value == f"token_count {actual + delta}, o200k_base counts {actual}"
+
+
+def test_token_counts_depend_on_the_encoding() -> None:
+    text = "日本語の文章をトークンに分割します。"
+    chunks = [counted(0, text), counted(1, text, document="b.md")]
+    assert count_tokens(text, "cl100k_base") != count_tokens(text, "o200k_base")
+    report = validate_chunks(chunks, documents=DOCS, max_tokens=LIMIT, encoding="cl100k_base")
+    assert report.failed_checks() == ["token_count_exact"]
+    assert report.errors[0].unexpected_count == 2
