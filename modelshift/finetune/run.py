@@ -119,7 +119,11 @@ class FineTuneRun:
             record, deployment = self._deploy(record)
         else:  # deployed by an earlier run: read what is there now, the job itself is not polled again
             assert record.deployment_name is not None
-            deployment = self._deployments.get(self.request.account, record.deployment_name)
+            try:
+                deployment = self._deployments.get(self.request.account, record.deployment_name)
+            except DeploymentNotFoundError:
+                # someone deleted the candidate's deployment since: put it back from the stored model
+                record, deployment = self._deploy(record)
         return FineTuneResult(record=record, deployment=deployment, events_streamed=self._streamed)
 
     # ------------------------------------------------------------------------------------- upload

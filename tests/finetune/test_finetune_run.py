@@ -427,3 +427,23 @@ def test_a_deployment_refused_for_quota_is_retried_by_the_next_run_without_polli
     assert result.record.phase is FineTunePhase.DEPLOYED
     assert result.deployment is not None and result.deployment.capacity == 10
     assert [line for line in request_log.lines if "/fine_tuning/" in line] == []
+
+
+def test_a_deleted_candidate_deployment_is_put_back_without_polling(
+    aoai: AzureOpenAIClient,
+    arm: ArmClient,
+    store: Store,
+    scenario_time: ScenarioTime,
+    claims_bundle: Bundle,
+    request_log: RequestLog,
+) -> None:
+    request = claims_request(claims_bundle, "mig-redeploy")
+    first = run_of(request, aoai, arm, store, scenario_time).run()
+    arm.delete(request.account, request.deployment_name)
+    request_log.lines.clear()
+
+    again = run_of(request, aoai, arm, store, scenario_time).run()
+    assert again.deployment is not None and again.deployment.name == request.deployment_name
+    assert again.deployment.model.name == first.record.fine_tuned_model
+    assert [line for line in request_log.lines if "/fine_tuning/" in line] == []
+    assert reasons(store, "mig-redeploy")[-2:] == ["finetune.deployed", "finetune.deployed"]
