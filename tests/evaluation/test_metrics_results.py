@@ -1,0 +1,112 @@
+"""ItemResult validation, the metric registry and aggregation over a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from modelshift.evaluation.results import METRICS, ItemResult, aggregate
+
+
+def item(item_id: str, **values: Any) -> ItemResult:
+    return ItemResult(item_id=item_id, **values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"answer_f1": 1.01},
+        {"answer_f1": -0.01},
+        {"answer_similarity": -1.5},
+        {"groundedness": 2.0},
+        {"latency_ms": -1.0},
+        {"prompt_tokens": -1},
+        {"cost": -0.5},
+        {"answer_f1": float("nan")},
+        {"unknown_metric": 1.0},
+    ],
+)
+def test_item_result_rejects_impossible_values(values: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        item("q1", **values)
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "expected"),
+    [
+        ({"answer_f1": 0.5}, "answer_f1", 0.5),
+        ({"retrieval_hit": True}, "retrieval_hit", 1.0),
+        ({"refusal": False}, "refusal", 0.0),
+        ({}, "groundedness", None),
+        ({"answer_f1": 0.5, "error": "410 model retired"}, "answer_f1", None),  # failed: nothing counts
+        ({"prompt_tokens": 12}, "prompt_tokens", 12.0),
+    ],
+)
+def test_item_value(values: dict[str, Any], field: str, expected: float | None) -> None:
+    assert item("q1", **values).value(field) == expected
+
+
+def test_registry_covers_the_issue_metrics_with_directions() -> None:
+    directions = {name: spec.greater_is_better for name, spec in METRICS.items()}
+    assert directions == {
+        "answer_f1": True,
+        "answer_similarity": True,
+        "groundedness": True,
+        "retrieval_hit_rate": True,
+        "format_valid_rate": True,
+        "refusal_rate": False,
+        "latency_mean_ms": False,
+        "latency_p50_ms": False,
+        "latency_p95_ms": False,
+        "prompt_tokens": False,
+        "completion_tokens": False,
+        "cost": False,
+    }
+    assert not METRICS["latency_p95_ms"].per_item and not METRICS["latency_p50_ms"].per_item
+    assert all(METRICS[name].per_item for name in ("answer_f1", "refusal_rate", "cost"))
+    for spec in METRICS.values():  # every spec reads a real ItemResult field
+        assert spec.field in ItemResult.model_fields
+
+
+def test_aggregate_means_rates_quantiles_and_totals() -> None:
+    results = [
+        item("q1", answer_f1=1.0, retrieval_hit=True, refusal=False, latency_ms=100, prompt_tokens=10,
+             completion_tokens=5, cost=0.01),
+        item("q2", answer_f1=0.5, retrieval_hit=None, refusal=True, latency_ms=200, prompt_tokens=20,
+             completion_tokens=5, cost=0.02),
+        item("q3", answer_f1=0.0, retrieval_hit=False, refusal=False, latency_ms=300, prompt_tokens=30,
+             completion_tokens=10),
+        item("q4", answer_f1=1.0, latency_ms=10_000, prompt_tokens=999, error="400 content_filter"),
+    ]  # fmt: skip
+    agg = aggregate(results)
+    assert (agg.items, agg.failed) == (4, 1)
+    assert agg.values["answer_f1"] == pytest.approx(0.5)  # the failed item does not count
+    assert agg.values["retrieval_hit_rate"] == pytest.approx(0.5)  # over the 2 items that name sources
+    assert agg.defined["retrieval_hit_rate"] == 2
+    assert agg.values["refusal_rate"] == pytest.approx(1 / 3)
+    assert agg.values["latency_p50_ms"] == pytest.approx(200)
+    assert agg.values["latency_p95_ms"] == pytest.approx(290)  # linear interpolation between 200 and 300
+    assert agg.values["latency_mean_ms"] == pytest.approx(200)
+    assert agg.values["groundedness"] is None and agg.defined["groundedness"] == 0
+    assert (agg.total_prompt_tokens, agg.total_completion_tokens) == (60, 20)
+    assert agg.total_cost == pytest.approx(0.03)
+    assert agg.values["cost"] == pytest.approx(0.015)
+
+
+@pytest.mark.parametrize(
+    "results",
+    [[], [item("q1", error="timeout")], [item("q1"), item("q2")]],
+    ids=["empty", "all-failed", "nothing-measured"],
+)
+def test_aggregate_without_values(results: list[ItemResult]) -> None:
+    agg = aggregate(results)
+    assert all(v is None for v in agg.values.values())
+    assert agg.total_cost is None
+    assert agg.total_prompt_tokens == 0
+
+
+def test_item_result_round_trips_as_json() -> None:
+    original = item("q1", answer_f1=0.25, retrieval_hit=True, latency_ms=12.5, cost=0.001)
+    assert ItemResult.model_validate_json(original.model_dump_json()) == original
