@@ -66,6 +66,7 @@ def run_checks(
     suite: str,
     subject: str,
     max_examples: int = 5,
+    digest: str | None = None,
 ) -> ValidationReport:
     """Validate ``frame`` (a pandas DataFrame) against ``checks`` in an ephemeral GX context."""
     gx, gxe = gx_modules()
@@ -119,6 +120,7 @@ def run_checks(
     return ValidationReport(
         suite=suite,
         subject=subject,
+        digest=digest,
         success=not any(f.severity is Severity.ERROR for f in ordered),
         statistics=ValidationStatistics(
             evaluated_expectations=int(stats["evaluated_expectations"]),

@@ -8,6 +8,7 @@ accepted (Azure OpenAI accepts training files with one). Blank lines are skipped
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,15 @@ class JsonlLine:
         return f"line {self.number}"
 
 
-def read_jsonl(path: Path, *, what: str) -> list[JsonlLine]:
+@dataclass(frozen=True)
+class JsonlFile:
+    """The lines of one file and the sha256 of its bytes (so a report names exactly what it checked)."""
+
+    lines: list[JsonlLine]
+    sha256: str
+
+
+def read_jsonl(path: Path, *, what: str) -> JsonlFile:
     """Every non-blank line of ``path``; ``what`` names the file's role in the error for a missing file."""
     try:
         raw = path.read_bytes()
@@ -45,7 +54,7 @@ def read_jsonl(path: Path, *, what: str) -> list[JsonlLine]:
         raise ConfigError(f"{what} {path} is a directory; point at the JSONL file inside it") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}; check its permissions") from exc
-    return parse_jsonl_bytes(raw)
+    return JsonlFile(parse_jsonl_bytes(raw), hashlib.sha256(raw).hexdigest())
 
 
 def parse_jsonl_bytes(raw: bytes) -> list[JsonlLine]:

@@ -68,6 +68,8 @@ class ValidationReport(BaseModel):
 
     suite: str
     subject: str
+    #: sha256 of the validated file's bytes (None for in-memory tables), so evidence names exact content
+    digest: str | None = None
     #: False when at least one expectation of severity ``error`` failed; warnings never fail a suite
     success: bool
     statistics: ValidationStatistics
@@ -100,6 +102,26 @@ class ValidationReport(BaseModel):
             counts.append(f"{len(self.warnings)} warning(s)")
         return f"{self.subject}: {self.suite} {verdict} ({', '.join(counts)})"
 
+    def audit_data(self, max_examples: int = 3) -> dict[str, JsonValue]:
+        """A compact, JSON-safe summary for an audit event's ``data``: verdict, digest, each failure."""
+        return {
+            "suite": self.suite,
+            "subject": self.subject,
+            "digest": self.digest,
+            "success": self.success,
+            "statistics": self.statistics.model_dump(mode="json"),
+            "failures": [
+                {
+                    "check": f.check,
+                    "severity": f.severity.value,
+                    "message": f.message,
+                    "unexpected_count": f.unexpected_count,
+                    "examples": [e.model_dump(mode="json") for e in f.examples[:max_examples]],
+                }
+                for f in self.failures
+            ],
+        }
+
     def render_text(self) -> str:
         """A plain-text report for a terminal or a log: the headline, then each failure with its examples."""
         lines = [self.headline()]
@@ -124,6 +146,8 @@ class ValidationReport(BaseModel):
             f"{stats.evaluated_expectations} expectations met on {stats.rows} rows"
             f" ({len(self.errors)} error(s), {len(self.warnings)} warning(s)).",
         ]
+        if self.digest:
+            out.append(f"Content sha256: `{self.digest}`.")
         if not self.failures:
             return "\n".join(out) + "\n"
         out += ["", "| severity | check | column | problem | examples |", "|---|---|---|---|---|"]

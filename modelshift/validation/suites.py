@@ -58,10 +58,10 @@ def validate_training_file(
     """
     file = Path(path)
     enc = get_encoding(encoding)
-    lines = read_jsonl(file, what="fine-tuning file")
+    data = read_jsonl(file, what="fine-tuning file")
     rows: list[dict[str, Any]] = []
     first_seen: dict[str, str] = {}
-    for line in lines:
+    for line in data.lines:
         row = _line_row(line)
         features = chat_features(line.data, enc) if line.data is not None else None
         duplicate_of = None
@@ -140,7 +140,12 @@ def validate_training_file(
     columns = [WHERE, "utf8_error", "json_error", "has_messages", "bad_roles", "has_assistant"]
     columns += ["empty_assistant", "bad_weight", "tokens", "duplicate_of", "example"]
     return run_checks(
-        _frame(rows, columns), checks, suite=TRAINING_SUITE, subject=str(file), max_examples=max_examples
+        _frame(rows, columns),
+        checks,
+        suite=TRAINING_SUITE,
+        subject=str(file),
+        max_examples=max_examples,
+        digest=data.sha256,
     )
 
 
@@ -266,7 +271,8 @@ def validate_golden_dataset(
     file = Path(path)
     corpus = {_norm_doc(d) for d in corpus_documents} if corpus_documents is not None else None
     rows: list[dict[str, Any]] = []
-    for line in read_jsonl(file, what="golden dataset"):
+    data = read_jsonl(file, what="golden dataset")
+    for line in data.lines:
         row = _line_row(line)
         row.update(dict.fromkeys(("id", "id_present", "has_question", "has_answer", "type_problem")))
         row.update(unknown_sources=None, item=0)
@@ -338,7 +344,12 @@ def validate_golden_dataset(
     columns = [WHERE, "utf8_error", "json_error", "id", "id_present", "has_question", "has_answer"]
     columns += ["type_problem", "unknown_sources", "item"]
     return run_checks(
-        _frame(rows, columns), checks, suite=GOLDEN_SUITE, subject=str(file), max_examples=max_examples
+        _frame(rows, columns),
+        checks,
+        suite=GOLDEN_SUITE,
+        subject=str(file),
+        max_examples=max_examples,
+        digest=data.sha256,
     )
 
 

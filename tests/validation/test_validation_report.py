@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -205,3 +206,40 @@ def test_an_expectation_gx_cannot_evaluate_is_a_failure() -> None:
 )
 def test_json_safe(value: Any, expected: Any) -> None:
     assert json_safe(value) == expected
+
+
+def test_file_reports_carry_the_sha256_of_the_bytes_checked(write_jsonl: WriteJsonl) -> None:
+    path = write_jsonl([chat_example(n) for n in range(10)])
+    report = validate_training_file(path, encoding="o200k_base", max_tokens_per_example=1000)
+    assert report.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert f"Content sha256: `{report.digest}`." in report.render_markdown()
+
+
+def test_audit_data_is_compact_and_json_safe() -> None:
+    report = make_report(NO_ASSISTANT, DUPLICATE).model_copy(update={"digest": "ab" * 32})
+    data = report.audit_data(max_examples=1)
+    assert json.loads(json.dumps(data)) == data
+    assert data["digest"] == "ab" * 32
+    assert data["success"] is False
+    assert data["statistics"] == {
+        "evaluated_expectations": 5,
+        "successful_expectations": 3,
+        "unsuccessful_expectations": 2,
+        "rows": 40,
+    }
+    assert data["failures"] == [
+        {
+            "check": "assistant_turn",
+            "severity": "error",
+            "message": "12 of 40 examples have no assistant turn",
+            "unexpected_count": 12,
+            "examples": [{"where": "line 3", "value": False}],
+        },
+        {
+            "check": "duplicates",
+            "severity": "warning",
+            "message": "1 of 40 examples repeat an earlier example",
+            "unexpected_count": 1,
+            "examples": [{"where": "line 8", "value": "same messages as line 2"}],
+        },
+    ]
