@@ -150,7 +150,12 @@ def _judge(
     loss = -sign * ci.estimate
     worst = max(-sign * ci.low, -sign * ci.high)
     zero_rule = threshold.zero_baseline if base_value == 0 and threshold.relative_margin is not None else None
-    margin = 0.0 if zero_rule == "fail" else _margin(threshold, base_value)
+    if zero_rule == "fail":
+        margin = 0.0
+    elif zero_rule == "absolute":
+        margin = threshold.absolute_margin or 0.0
+    else:
+        margin = _margin(threshold, base_value)
     verdict, reason = _decide(n, loss, worst, margin, p, zero_rule, policy)
     return MetricRow(
         name=name,

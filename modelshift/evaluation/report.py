@@ -92,6 +92,10 @@ class GateReport(BaseModel):
         rows = [r for r in self.rows if r.verdict is Verdict.FAIL]
         return sorted(rows, key=lambda r: not r.critical)
 
+    def vetoes(self) -> list[MetricRow]:
+        """The failing critical metrics: each alone rejects the candidate."""
+        return [r for r in self.rows if r.verdict is Verdict.FAIL and r.critical]
+
     def inconclusive(self) -> list[MetricRow]:
         """Every row whose verdict is inconclusive."""
         return [r for r in self.rows if r.verdict is Verdict.INCONCLUSIVE]
@@ -100,7 +104,9 @@ class GateReport(BaseModel):
         """One line: the verdict, the failing/inconclusive metric names and the paired item count."""
         parts = [f"gate {self.verdict.value.upper()}"]
         if failing := self.failing():
-            parts.append("failing: " + ", ".join(r.name for r in failing))
+            parts.append(
+                "failing: " + ", ".join(r.name + (" (critical)" if r.critical else "") for r in failing)
+            )
         if unsure := self.inconclusive():
             parts.append("inconclusive: " + ", ".join(r.name for r in unsure))
         parts.append(f"{self.counts.paired} paired items at {self.confidence:.0%} confidence")
