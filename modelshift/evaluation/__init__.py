@@ -28,7 +28,15 @@ from modelshift.evaluation.pricing import (
     price_table_from_settings,
 )
 from modelshift.evaluation.report import GateCounts, GateReport, MetricRow, Verdict
-from modelshift.evaluation.results import METRICS, Aggregate, ItemResult, MetricSpec, aggregate
+from modelshift.evaluation.results import (
+    METRICS,
+    Aggregate,
+    ItemResult,
+    MetricSpec,
+    PassageLike,
+    aggregate,
+    score_item,
+)
 from modelshift.evaluation.stats import mann_whitney_u, two_proportion_z
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
     "MetricRow",
     "MetricSpec",
     "ModelPrice",
+    "PassageLike",
     "PriceTable",
     "Verdict",
     "aggregate",
@@ -59,5 +68,6 @@ __all__ = [
     "price_table_from_settings",
     "refusal",
     "retrieval_hit",
+    "score_item",
     "two_proportion_z",
 ]

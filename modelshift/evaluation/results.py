@@ -8,12 +8,15 @@ which direction is better by default.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+from modelshift.evaluation import metrics
+from modelshift.evaluation.pricing import ModelPrice
 
 
 class ItemResult(BaseModel):
@@ -140,4 +143,65 @@ def aggregate(results: Sequence[ItemResult]) -> Aggregate:
         total_prompt_tokens=sum(r.prompt_tokens or 0 for r in ok),
         total_completion_tokens=sum(r.completion_tokens or 0 for r in ok),
         total_cost=sum(costs) if costs else None,
+    )
+
+
+class PassageLike(Protocol):
+    """A retrieved chunk as it went into the prompt (``orchestration.runtime.Passage`` fits)."""
+
+    @property
+    def document(self) -> str:
+        """The chunk's document path or name."""
+
+    @property
+    def text(self) -> str:
+        """The chunk's text."""
+
+
+def score_item(
+    item_id: str,
+    answer: str | None,
+    reference: str,
+    *,
+    passages: Sequence[PassageLike] | None,
+    expected_sources: Sequence[str] = (),
+    schema: dict[str, Any] | None = None,
+    embed: Callable[[str], Sequence[float]] | None = metrics.local_embedding,
+    latency_ms: float | None = None,
+    prompt_tokens: int | None = None,
+    completion_tokens: int | None = None,
+    price: ModelPrice | None = None,
+    error: str | None = None,
+) -> ItemResult:
+    """Every per-item metric of one answer, as an :class:`ItemResult`.
+
+    ``passages`` is what was retrieved (None when the bundle retrieves nothing: groundedness and the hit
+    are then None). ``embed`` turns text into a vector for ``answer_similarity`` (the local hashed embedding
+    by default; pass the deployment's embeddings, or None to leave the metric out). ``price`` gives ``cost``.
+    An ``error`` (or no answer at all) makes a failed item that carries only its id and the error.
+    """
+    if error is not None or answer is None:
+        return ItemResult(item_id=item_id, error=error or "no answer was produced")
+    similarity = None
+    if embed is not None:
+        similarity = metrics.answer_similarity(embed(answer), embed(reference))
+    texts = None if passages is None else [p.text for p in passages]
+    hit = (
+        None if passages is None else metrics.retrieval_hit([p.document for p in passages], expected_sources)
+    )
+    cost = None
+    if price is not None and prompt_tokens is not None and completion_tokens is not None:
+        cost = price.cost(prompt_tokens, completion_tokens)
+    return ItemResult(
+        item_id=item_id,
+        answer_f1=metrics.answer_f1(answer, reference),
+        answer_similarity=similarity,
+        groundedness=metrics.groundedness(answer, texts),
+        retrieval_hit=hit,
+        format_valid=metrics.format_valid(answer, schema),
+        refusal=metrics.refusal(answer),
+        latency_ms=latency_ms,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        cost=cost,
     )

@@ -1,13 +1,15 @@
-"""ItemResult validation, the metric registry and aggregation over a run."""
+"""ItemResult validation, scoring one answer, the metric registry and aggregation over a run."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from modelshift.evaluation.results import METRICS, ItemResult, aggregate
+from modelshift.evaluation.pricing import PriceTable
+from modelshift.evaluation.results import METRICS, ItemResult, aggregate, score_item
 
 
 def item(item_id: str, **values: Any) -> ItemResult:
@@ -110,3 +112,64 @@ def test_aggregate_without_values(results: list[ItemResult]) -> None:
 def test_item_result_round_trips_as_json() -> None:
     original = item("q1", answer_f1=0.25, retrieval_hit=True, latency_ms=12.5, cost=0.001)
     assert ItemResult.model_validate_json(original.model_dump_json()) == original
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document: str
+    text: str
+
+
+CHUNKS = [
+    Chunk(
+        "corpus/plans-and-pricing.md", "Paying annually gives a 15 percent discount over monthly payments."
+    ),
+    Chunk("corpus/restore.md", "Restore a deleted file from the web console within 30 days."),
+]
+
+
+def test_score_item_fills_every_metric() -> None:
+    result = score_item(
+        "q003",
+        "Paying annually gives a 15 percent discount.",
+        "Paying annually gives a 15 percent discount compared with twelve monthly payments.",
+        passages=CHUNKS,
+        expected_sources=["plans-and-pricing.md"],
+        latency_ms=120.5,
+        prompt_tokens=1000,
+        completion_tokens=100,
+        price=PriceTable().lookup("gpt-4o", "2024-11-20"),
+    )
+    assert result.answer_f1 is not None and 0.5 < result.answer_f1 < 1
+    assert result.answer_similarity is not None and result.answer_similarity > 0.5
+    assert (result.groundedness, result.retrieval_hit, result.refusal) == (1.0, True, False)
+    assert result.format_valid is None  # no schema
+    assert result.cost == pytest.approx(0.0025 + 0.001)
+    assert result.latency_ms == 120.5 and not result.failed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field", "expected"),
+    [
+        ({"passages": None}, "groundedness", None),  # no retrieval in the bundle
+        ({"passages": None}, "retrieval_hit", None),
+        ({"passages": CHUNKS, "expected_sources": []}, "retrieval_hit", None),  # item names no source
+        ({"passages": CHUNKS, "expected_sources": ["billing.md"]}, "retrieval_hit", False),
+        ({"passages": [], "embed": None}, "answer_similarity", None),
+        ({"passages": [], "schema": {"type": "object"}}, "format_valid", False),
+        ({"passages": [], "prompt_tokens": 5}, "cost", None),  # no price
+    ],
+)
+def test_score_item_not_applicable_rows(kwargs: dict[str, Any], field: str, expected: object) -> None:
+    result = score_item("q1", "Annual payment saves 15 percent.", "15 percent off annually", **kwargs)
+    assert getattr(result, field) == expected
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "expected"),
+    [(None, None, "no answer was produced"), ("partial", "410 model retired", "410 model retired")],
+)
+def test_score_item_failed(answer: str | None, error: str | None, expected: str) -> None:
+    result = score_item("q1", answer, "reference", passages=CHUNKS, error=error, latency_ms=5.0)
+    assert result.failed and result.error == expected
+    assert result.answer_f1 is None and result.latency_ms is None
