@@ -77,7 +77,9 @@ class BundleValidationError(ConfigError):
 
     def __init__(self, problems: list[str], **context: Any) -> None:
         self.problems = list(problems)
-        head = f"{len(self.problems)} problem(s) in bundle" if len(self.problems) != 1 else "1 problem in bundle"
+        head = (
+            f"{len(self.problems)} problem(s) in bundle" if len(self.problems) != 1 else "1 problem in bundle"
+        )
         super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in self.problems), **context)
 
 
@@ -94,7 +96,7 @@ class BundleConflictError(ConfigError):
 
 
 class DataValidationError(ModelshiftError):
-    """User data (training files, corpora, golden datasets) failed validation; a report lists every failure."""
+    """User data (training files, corpora, golden datasets) failed validation; a report lists each failure."""
 
     blame = Blame.DATA
     exit_code = 2
@@ -123,7 +125,7 @@ class RouterInvariantError(StateError):
 
 
 class AuditChainError(StateError):
-    """The audit chain does not verify: a row was altered, removed or reordered; ``first_bad_seq`` says where."""
+    """The audit chain does not verify (a row altered, removed or reordered); ``first_bad_seq`` says where."""
 
     def __init__(self, message: str, *, first_bad_seq: int | None = None, **context: Any) -> None:
         super().__init__(message, first_bad_seq=first_bad_seq, **context)

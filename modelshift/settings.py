@@ -26,22 +26,30 @@ class Settings(BaseSettings):
         "PostgreSQL: postgresql+psycopg://user:pass@host:5432/db",
     )
     bundles_dir: Path = Field(default=Path("bundles"), description="Where bundle directories live.")
-    arm_url: str = Field(default="https://management.azure.com", description="Azure Resource Manager base URL.")
+    arm_url: str = Field(
+        default="https://management.azure.com", description="Azure Resource Manager base URL."
+    )
     arm_api_version: str = Field(default="2025-06-01", description="Pinned ARM api-version.")
-    data_plane_api_version: str = Field(default="2024-10-21", description="Azure OpenAI data-plane api-version.")
+    data_plane_api_version: str = Field(
+        default="2024-10-21", description="Azure OpenAI data-plane api-version."
+    )
     api_key: SecretStr | None = Field(default=None, description="Azure OpenAI api-key (else azure-identity).")
     arm_token: SecretStr | None = Field(
         default=None, description="A bearer token for ARM (else azure-identity's DefaultAzureCredential)."
     )
     webhook_secret: SecretStr | None = Field(default=None, description="Shared secret of the notice webhook.")
-    dashboard_token: SecretStr | None = Field(default=None, description="Operator token for dashboard actions.")
+    dashboard_token: SecretStr | None = Field(
+        default=None, description="Operator token for dashboard actions."
+    )
     families_file: Path | None = Field(
         default=None, description="YAML file of model families merged over the default table (scope rules)."
     )
     price_table_file: Path | None = Field(
         default=None, description="YAML/JSON file of token prices per model merged over the default table."
     )
-    actor: str = Field(default="cli", description="Who the audit chain names for actions taken from this shell.")
+    actor: str = Field(
+        default="cli", description="Who the audit chain names for actions taken from this shell."
+    )
 
     @field_validator("arm_url")
     @classmethod
