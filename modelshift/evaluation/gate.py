@@ -14,8 +14,10 @@ expressed the same way, the verdict is, in order:
 1. **inconclusive** when fewer pairs define the metric than ``max(min_items, min_pairs_for(confidence))``
    (never pass on too little data);
 2. **pass** when ``worst <= M`` (and ``loss <= M``): non-inferiority shown at the requested confidence;
-3. **fail** when ``loss > M`` and the difference is significant (``p < 1 - confidence``): measured worse
-   than allowed;
+3. **fail** when the whole CI lies beyond the margin (its good end is worse than ``M``), or when
+   ``loss > M`` and the paired test is significant (``p < 1 - confidence``): measured worse than allowed.
+   Either statistic suffices: the rank test misses a mean dragged down by a few bad items, the bootstrap
+   of a small sample can be narrow by chance;
 4. otherwise **inconclusive**: the CI straddles the margin, or the worsening beyond it is not significant.
 
 Zero baseline (the baseline value is exactly 0 and a ``relative_margin`` is set, so the relative margin
@@ -149,6 +151,7 @@ def _judge(
     sign = 1.0 if gib else -1.0
     loss = -sign * ci.estimate
     worst = max(-sign * ci.low, -sign * ci.high)
+    best = min(-sign * ci.low, -sign * ci.high)
     zero_rule = threshold.zero_baseline if base_value == 0 and threshold.relative_margin is not None else None
     if zero_rule == "fail":
         margin = 0.0
@@ -156,7 +159,7 @@ def _judge(
         margin = threshold.absolute_margin or 0.0
     else:
         margin = _margin(threshold, base_value)
-    verdict, reason = _decide(n, loss, worst, margin, p, zero_rule, policy)
+    verdict, reason = _decide(n, loss, worst, best, margin, p, zero_rule, policy)
     return MetricRow(
         name=name,
         candidate=cand_value,
@@ -175,7 +178,14 @@ def _judge(
 
 
 def _decide(
-    n: int, loss: float, worst: float, margin: float, p: float, zero_rule: str | None, policy: GatePolicy
+    n: int,
+    loss: float,
+    worst: float,
+    best: float,
+    margin: float,
+    p: float,
+    zero_rule: str | None,
+    policy: GatePolicy,
 ) -> tuple[Verdict, str]:
     """The verdict rules of the module docstring, in order; ``loss``/``worst`` > 0 mean worse."""
     alpha = 1 - policy.confidence
@@ -198,6 +208,11 @@ def _decide(
                 f"non-inferior: the CI's bad end is {worst:.4g} worse, within the margin {margin:.4g}" + note
             )
         return Verdict.PASS, f"non-inferior: even the CI's bad end is not worse (margin {margin:.4g})" + note
+    if best > margin + _EPS:
+        return Verdict.FAIL, (
+            f"worse by {loss:.4g}: even the CI's good end ({best:.4g} worse) is beyond the margin "
+            f"{margin:.4g}" + note
+        )
     if loss > margin + _EPS and p < alpha:
         return Verdict.FAIL, (
             f"worse by {loss:.4g}, beyond the margin {margin:.4g} (p={p:.3g} < {alpha:.3g})" + note

@@ -151,6 +151,16 @@ def test_worse_beyond_margin_but_not_significant_is_inconclusive() -> None:
     assert r.p_value > 0.05 and "not significant" in r.reason
 
 
+def test_mean_dragged_down_by_a_few_bad_items_fails_on_the_ci() -> None:
+    base = change(baseline(), answer_f1=0.95)
+    # 30 items slightly better, 10 collapse: the signed ranks balance (Wilcoxon p ~ 0.5) but the mean drops
+    steps = [0.05] * 30 + [-0.9] * 10
+    cand = change(base, answer_f1=lambda v, i: v + steps[i])
+    r = row(compare(cand, base, policy(answer_f1=up(absolute_margin=0.03))), "answer_f1")
+    assert r.p_value > 0.05 and r.ci_high < -0.03
+    assert r.verdict is Verdict.FAIL and "even the CI's good end" in r.reason
+
+
 @pytest.mark.parametrize(
     ("n", "min_items", "confidence", "expected"),
     [
