@@ -39,6 +39,7 @@ from modelshift.grounding.tokenizers import get_encoding
 
 # Headings for breadcrumbs; the pattern starts with a literal so `re` can skip ahead quickly.
 _HEADING = re.compile(r"\n(#{1,6})[ \t]+([^\n]*)")
+_FIRST_HEADING = re.compile(r"(#{1,6})[ \t]+([^\n]*)")
 _FENCE = re.compile(r"(?ms)^(```|~~~).*?^\1")
 # Cut levels, best first; each match's end is a safe point (see the module docstring).
 _LEVELS: tuple[re.Pattern[str], ...] = (
@@ -81,8 +82,9 @@ class Chunk:
 
 def chunk_id(document: str, start: int, end: int, text: str) -> str:
     """Deterministic chunk id from (document, position, content hash): 24 hex digits."""
-    content = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return hashlib.sha256(f"{document}\0{start}\0{end}\0{content}".encode()).hexdigest()[:24]
+    h = hashlib.sha256(f"{document}\0{start}\0{end}\0".encode())
+    h.update(text.encode("utf-8"))
+    return h.hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +180,12 @@ class _DocumentSplit:
             raise AssertionError(f"{document}: token offsets end at {self.starts[-1]}, not {self.length}")
         has_fence = "```" in text or "~~~" in text
         self.fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if has_fence else []
-        self.headings = self._headings()
-        self.paths = self._paths()
+        self._fence_starts = [a for a, _ in self.fences]
+        # breadcrumbs are built while chunking: chunk starts only grow, so headings are consumed in order
+        self._pending = self._iter_headings()
+        self._next_heading = next(self._pending, None)
+        self._stack: list[tuple[int, str]] = []
+        self._path: tuple[str, ...] = ()
 
     # -- positions -------------------------------------------------------------------------------------
 
@@ -191,13 +197,15 @@ class _DocumentSplit:
 
     def _token_at(self, c: int) -> int | None:
         """The token that starts exactly at character ``c``, if one does."""
-        t = int(np.searchsorted(self.starts, c, side="left"))
+        t = int(self.starts.searchsorted(c, side="left"))
         while t < self.n and not self._is_lead(t):
             t += 1
         return t if t <= self.n and int(self.starts[t]) == c else None
 
     def _in_fence(self, c: int) -> bool:
-        return any(a <= c < b for a, b in self.fences)
+        # fences do not overlap, so only the last one starting at or before c can hold it
+        i = bisect.bisect_right(self._fence_starts, c) - 1
+        return i >= 0 and c < self.fences[i][1]
 
     def _is_safe(self, t: int) -> bool:
         """Whether token ``t`` starts at a safe point (a seam ``encode`` splits cleanly)."""
@@ -254,7 +262,7 @@ class _DocumentSplit:
             best: int | None = None
             for m in pattern.finditer(self.text, max(0, c_lo - 1), min(self.length, c_hi + 2)):
                 p = m.end()
-                if c_lo <= p <= c_hi and not (level == 0 and self._in_fence(p)):
+                if c_lo <= p <= c_hi and not (level == 0 and self.fences and self._in_fence(p)):
                     best = p
             if best is not None:
                 t = self._token_at(best)
@@ -317,26 +325,25 @@ class _DocumentSplit:
             headings=self._breadcrumb(start),
         )
 
-    def _headings(self) -> list[tuple[int, int, str]]:
-        """(position, level, title) of every Markdown ATX heading outside fenced code blocks."""
-        found: list[tuple[int, int, str]] = []
-        first = _HEADING.match("\n" + self.text[:300])
+    def _iter_headings(self) -> Iterator[tuple[int, int, str]]:
+        """(position, level, title) of each Markdown ATX heading outside fenced code blocks, in order."""
+        first = _FIRST_HEADING.match(self.text)
         if first is not None:
-            found.append((0, len(first.group(1)), first.group(2)))
-        found.extend((m.start() + 1, len(m.group(1)), m.group(2)) for m in _HEADING.finditer(self.text))
-        return [(p, lvl, t.strip().rstrip("#").rstrip()) for p, lvl, t in found if not self._in_fence(p)]
-
-    def _paths(self) -> list[tuple[str, ...]]:
-        """The heading path (breadcrumb) in force right after each heading."""
-        paths: list[tuple[str, ...]] = []
-        stack: list[tuple[int, str]] = []
-        for _, level, title in self.headings:
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, title))
-            paths.append(tuple(t for _, t in stack))
-        return paths
+            yield 0, len(first.group(1)), first.group(2)
+        for m in _HEADING.finditer(self.text):
+            if not self.fences or not self._in_fence(m.start() + 1):
+                yield m.start() + 1, len(m.group(1)), m.group(2)
 
     def _breadcrumb(self, start: int) -> tuple[str, ...]:
-        i = bisect.bisect_right(self.headings, (start, 7, "")) - 1
-        return self.paths[i] if i >= 0 else ()
+        """The heading path in force at ``start`` (called with growing ``start``)."""
+        changed = False
+        while self._next_heading is not None and self._next_heading[0] <= start:
+            _, level, title = self._next_heading
+            while self._stack and self._stack[-1][0] >= level:
+                self._stack.pop()
+            self._stack.append((level, title.strip().rstrip("#").rstrip()))
+            changed = True
+            self._next_heading = next(self._pending, None)
+        if changed:
+            self._path = tuple(t for _, t in self._stack)
+        return self._path
