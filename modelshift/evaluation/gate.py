@@ -86,6 +86,17 @@ def _check_metrics(policy: GatePolicy) -> None:
             f"evaluation.metrics names unknown metric(s) {', '.join(sorted(unknown))}; "
             f"known metrics: {', '.join(METRICS)}"
         )
+    # A flipped direction would let a worse candidate pass as "better"; every metric here has one sane way.
+    flipped = [
+        name for name, t in policy.metrics.items() if t.greater_is_better != METRICS[name].greater_is_better
+    ]
+    if flipped:
+        fixes = ", ".join(
+            f"{n}: greater_is_better: {str(METRICS[n].greater_is_better).lower()}" for n in flipped
+        )
+        raise ConfigError(
+            f"evaluation.metrics gives the wrong direction for {', '.join(flipped)}; set {fixes}"
+        )
 
 
 def _margin(threshold: Threshold, baseline: float) -> float:
@@ -238,7 +249,8 @@ def compare(
 
     Pure and deterministic for a given ``seed``. Items are paired by ``item_id``; ids on one side only and
     items that failed on either side are left out of every metric and counted in the report.
-    Raises ConfigError for a metric name not in ``METRICS``, DataValidationError for a duplicated item id.
+    Raises ConfigError for a metric name not in ``METRICS`` or a ``greater_is_better`` that contradicts the
+    metric (higher latency is never better), DataValidationError for a duplicated item id.
     """
     _check_metrics(policy)
     if n_resamples < 1:

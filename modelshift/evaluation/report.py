@@ -11,6 +11,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_TABLE_FIELDS = {
+    "name", "candidate", "baseline", "diff", "ci_low", "ci_high", "p_value", "margin", "n", "critical",
+    "greater_is_better",
+}  # fmt: skip
+
 #: How many item ids a rendering lists before it says "and N more".
 _ID_PREVIEW = 10
 
@@ -124,6 +129,13 @@ class GateReport(BaseModel):
             if ids:
                 lines.append(f"{label}: {len(ids)} ({_preview(ids)})")
         return lines
+
+    def table(self) -> list[dict[str, str | float | int | bool | None]]:
+        """One plain dict per metric row, for a Prefect table artifact (``create_table_artifact``)."""
+        return [
+            {**r.model_dump(include=_TABLE_FIELDS), "verdict": r.verdict.value, "reason": r.reason}
+            for r in self.rows
+        ]
 
     def render_markdown(self) -> str:
         """A markdown report: verdict headline, one table row per metric, item counts (Prefect artifact)."""

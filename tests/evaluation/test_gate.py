@@ -344,6 +344,18 @@ def test_unknown_metric_names_it_and_the_known_ones() -> None:
     assert all(name in message for name in METRICS)
 
 
+def test_flipped_direction_is_refused_with_the_fix() -> None:
+    base = baseline()
+    with pytest.raises(ConfigError) as info:
+        compare(
+            base, base, policy(answer_f1=up(), latency_p95_ms=up(relative_margin=0.5), groundedness=down())
+        )
+    assert str(info.value) == (
+        "evaluation.metrics gives the wrong direction for latency_p95_ms, groundedness; "
+        "set latency_p95_ms: greater_is_better: false, groundedness: greater_is_better: true"
+    )
+
+
 def test_duplicate_item_ids_are_refused() -> None:
     base = baseline()
     with pytest.raises(DataValidationError, match="'q000' appears twice in the candidate"):

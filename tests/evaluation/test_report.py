@@ -136,3 +136,24 @@ def test_passing_report() -> None:
     assert r.summary() == "gate PASS; 40 paired items at 95% confidence"
     assert "[+0, +0]" in r.render_text()
     assert "only in" not in r.render_markdown()
+
+
+def test_table_rows_for_a_prefect_table_artifact() -> None:
+    table = FAILED.table()
+    assert [r["name"] for r in table] == ["groundedness", "answer_f1", "latency_p95_ms", "retrieval_hit_rate"]
+    assert table[1] == {
+        "name": "answer_f1",
+        "candidate": 0.61,
+        "baseline": 0.72,
+        "diff": -0.11,
+        "ci_low": -0.14,
+        "ci_high": -0.08,
+        "p_value": 0.0001234,
+        "margin": 0.03,
+        "n": 40,
+        "critical": True,
+        "greater_is_better": True,
+        "verdict": "fail",
+        "reason": "worse by 0.11, beyond the margin 0.03 (p=0.000123 < 0.05)",
+    }
+    assert json.loads(json.dumps(table)) == table  # plain JSON values only
