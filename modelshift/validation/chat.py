@@ -19,6 +19,8 @@ from typing import Any
 
 import tiktoken
 
+from modelshift.validation.fields import json_type
+
 #: roles a chat fine-tuning example may use; tool/function carry tool results in tool-calling examples
 ALLOWED_ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool", "function"})
 
@@ -31,12 +33,12 @@ _TOKENS_REPLY_PRIMING = 3
 class ChatFeatures:
     """What the training suite checks about one example; None means "fine or not applicable"."""
 
-    #: the example has a non-empty ``messages`` list of objects (None when the line is not JSON)
-    has_messages: bool | None = None
+    #: why ``messages`` is unusable (missing, not a list, empty, a non-object item); None when usable
+    messages_problem: str | None = None
     #: roles outside :data:`ALLOWED_ROLES`, e.g. ``message 2: role 'bot'``
     bad_roles: str | None = None
-    #: the example has at least one assistant message (None when ``messages`` is unusable)
-    has_assistant: bool | None = None
+    #: set when no message is an assistant turn: the roles the example has instead
+    missing_assistant: str | None = None
     #: assistant messages with no content (and no tool call), e.g. ``message 3``
     empty_assistant: str | None = None
     #: ``weight`` problems: a value other than 0/1, or a weight on a non-assistant message
@@ -50,8 +52,9 @@ class ChatFeatures:
 def chat_features(example: Mapping[str, Any], encoding: tiktoken.Encoding) -> ChatFeatures:
     """The features of one parsed JSONL object against the chat fine-tuning format."""
     messages = example.get("messages")
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        return ChatFeatures(has_messages=False)
+    problem = _messages_problem(messages)
+    if problem is not None or not isinstance(messages, list):
+        return ChatFeatures(messages_problem=problem)
     bad_roles: list[str] = []
     empty: list[str] = []
     weights: list[str] = []
@@ -71,10 +74,10 @@ def chat_features(example: Mapping[str, Any], encoding: tiktoken.Encoding) -> Ch
                 weights.append(f"message {position}: weight {json.dumps(weight)} (only 0 or 1)")
             elif role != "assistant":
                 weights.append(f"message {position}: weight on a {role!r} message (assistant only)")
+    roles = ", ".join(str(m.get("role")) for m in messages)
     return ChatFeatures(
-        has_messages=True,
         bad_roles="; ".join(bad_roles) or None,
-        has_assistant=assistant_turns > 0,
+        missing_assistant=None if assistant_turns else f"roles: {roles}",
         empty_assistant=", ".join(empty) or None,
         bad_weight="; ".join(weights) or None,
         tokens=count_chat_tokens(messages, encoding),
@@ -82,6 +85,19 @@ def chat_features(example: Mapping[str, Any], encoding: tiktoken.Encoding) -> Ch
             json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8")
         ).hexdigest(),
     )
+
+
+def _messages_problem(messages: Any) -> str | None:
+    if messages is None:
+        return "no `messages` list (the key is missing or null)"
+    if not isinstance(messages, list):
+        return f"`messages` is {json_type(messages)}, not a list"
+    if not messages:
+        return "`messages` is empty"
+    for position, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            return f"message {position} is {json_type(message)}, not an object"
+    return None
 
 
 def count_chat_tokens(messages: list[dict[str, Any]], encoding: tiktoken.Encoding) -> int:

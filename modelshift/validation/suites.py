@@ -14,14 +14,24 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from modelshift.grounding.tokenizers import get_encoding
 from modelshift.validation.chat import ALLOWED_ROLES, chat_features
 from modelshift.validation.engine import WHERE, Check, run_checks
+from modelshift.validation.fields import (
+    describe_type,
+    field,
+    has_type,
+    id_problem,
+    is_str_list,
+    list_problems,
+    make_frame,
+    norm_doc,
+    text_problem,
+)
 from modelshift.validation.jsonl import JsonlLine, read_jsonl
 from modelshift.validation.report import Severity, ValidationReport
 
@@ -71,11 +81,11 @@ def validate_training_file(
                 first_seen[features.fingerprint] = line.where
             else:
                 duplicate_of = f"same messages as {duplicate_of}"
-        usable = features is not None and features.has_messages is True
+        usable = features is not None and features.messages_problem is None
         row.update(
-            has_messages=features.has_messages if features else None,
+            messages_problem=features.messages_problem if features else None,
             bad_roles=features.bad_roles if features else None,
-            has_assistant=features.has_assistant if features else None,
+            missing_assistant=features.missing_assistant if features else None,
             empty_assistant=features.empty_assistant if features else None,
             bad_weight=features.bad_weight if features else None,
             tokens=features.tokens if features else None,
@@ -88,9 +98,9 @@ def validate_training_file(
         *_line_checks("lines"),
         Check(
             "messages",
-            lambda gxe: gxe.ExpectColumnValuesToBeInSet(column="has_messages", value_set=[True]),
-            "{unexpected} of {total} examples have no non-empty `messages` list of message objects",
-            column="has_messages",
+            lambda gxe: gxe.ExpectColumnValuesToBeNull(column="messages_problem"),
+            "{unexpected} of {total} examples have no usable `messages` list (a non-empty list of objects)",
+            column="messages_problem",
         ),
         Check(
             "roles",
@@ -100,9 +110,9 @@ def validate_training_file(
         ),
         Check(
             "assistant_turn",
-            lambda gxe: gxe.ExpectColumnValuesToBeInSet(column="has_assistant", value_set=[True]),
+            lambda gxe: gxe.ExpectColumnValuesToBeNull(column="missing_assistant"),
             "{unexpected} of {total} examples have no assistant turn",
-            column="has_assistant",
+            column="missing_assistant",
         ),
         Check(
             "assistant_content",
@@ -137,10 +147,10 @@ def validate_training_file(
             severity=Severity.WARNING,
         ),
     ]
-    columns = [WHERE, "utf8_error", "json_error", "has_messages", "bad_roles", "has_assistant"]
+    columns = [WHERE, "utf8_error", "json_error", "messages_problem", "bad_roles", "missing_assistant"]
     columns += ["empty_assistant", "bad_weight", "tokens", "duplicate_of", "example"]
     return run_checks(
-        _frame(rows, columns),
+        make_frame(rows, columns),
         checks,
         suite=TRAINING_SUITE,
         subject=str(file),
@@ -164,12 +174,12 @@ def validate_chunks(
     may come from a document outside it. ``max_tokens`` is the chunk-size limit. With ``encoding`` (the
     target's tiktoken encoding) every ``token_count`` must also equal the count of the chunk's text.
     """
-    corpus = sorted({_norm_doc(d) for d in documents})
+    corpus = sorted({norm_doc(d) for d in documents})
     enc = get_encoding(encoding) if encoding is not None else None
     rows: list[dict[str, Any]] = []
     for position, chunk in enumerate(chunks, start=1):
-        fields = {name: _field(chunk, name) for name in _CHUNK_FIELDS}
-        wrong = [name for name, kind in _CHUNK_FIELDS.items() if not _is_type(fields[name], kind)]
+        fields = {name: field(chunk, name) for name in _CHUNK_FIELDS}
+        wrong = [name for name, kind in _CHUNK_FIELDS.items() if not has_type(fields[name], kind)]
         ok = {name: value for name, value in fields.items() if name not in wrong}
         chunk_id = str(ok["id"]) if "id" in ok else None
         start, end = ok.get("start"), ok.get("end")
@@ -182,9 +192,9 @@ def validate_chunks(
         rows.append(
             {
                 WHERE: f"chunk {position}" + (f" ({chunk_id})" if chunk_id is not None else ""),
-                "bad_fields": ", ".join(f"{n} {_describe(fields[n])}" for n in wrong) or None,
+                "bad_fields": ", ".join(f"{n} {describe_type(fields[n])}" for n in wrong) or None,
                 "id": chunk_id,
-                "document": _norm_doc(ok["document"]) if "document" in ok else None,
+                "document": norm_doc(ok["document"]) if "document" in ok else None,
                 "span": end - start if start is not None and end is not None else None,
                 "token_count": ok.get("token_count"),
                 "text_chars": len(text.strip()) if text is not None else None,
@@ -252,7 +262,7 @@ def validate_chunks(
         )
     columns = [WHERE, "bad_fields", "id", "document", "span", "token_count", "text_chars", "token_mismatch"]
     return run_checks(
-        _frame(rows, columns), checks, suite=CHUNK_SUITE, subject=subject, max_examples=max_examples
+        make_frame(rows, columns), checks, suite=CHUNK_SUITE, subject=subject, max_examples=max_examples
     )
 
 
@@ -269,37 +279,36 @@ def validate_golden_dataset(
     A missing or unreadable file raises ConfigError; bad content never raises, it is reported.
     """
     file = Path(path)
-    corpus = {_norm_doc(d) for d in corpus_documents} if corpus_documents is not None else None
+    corpus = {norm_doc(d) for d in corpus_documents} if corpus_documents is not None else None
     rows: list[dict[str, Any]] = []
     data = read_jsonl(file, what="golden dataset")
     for line in data.lines:
         row = _line_row(line)
-        row.update(dict.fromkeys(("id", "id_present", "has_question", "has_answer", "type_problem")))
-        row.update(unknown_sources=None, item=0)
+        row.update(id=None, id_problem=None, question_problem=None, answer_problem=None)
+        row.update(type_problem=None, unknown_sources=None, item=0)
         item = line.data
         if item is not None:
-            raw_id = item.get("id")
-            good_id = isinstance(raw_id, str | int) and not isinstance(raw_id, bool) and str(raw_id).strip()
+            item_id, bad_id = id_problem(item.get("id"))
             sources = item.get("sources")
             row.update(
-                id=str(raw_id).strip() if good_id else None,
-                id_present=bool(good_id),
-                has_question=_non_empty_str(item.get("question")),
-                has_answer=_non_empty_str(item.get("answer")),
-                type_problem=_golden_type_problem(item),
+                id=item_id,
+                id_problem=bad_id,
+                question_problem=text_problem(item.get("question"), "question"),
+                answer_problem=text_problem(item.get("answer"), "answer"),
+                type_problem=list_problems(item, ("sources", "tags")),
                 item=1,
             )
-            if corpus is not None and _is_str_list(sources):
-                unknown = [s for s in sources if _norm_doc(s) not in corpus]
+            if corpus is not None and is_str_list(sources):
+                unknown = [s for s in sources if norm_doc(s) not in corpus]
                 row["unknown_sources"] = ", ".join(unknown) or None
         rows.append(row)
     checks = [
         *_line_checks("lines"),
         Check(
             "id_present",
-            lambda gxe: gxe.ExpectColumnValuesToBeInSet(column="id_present", value_set=[True]),
+            lambda gxe: gxe.ExpectColumnValuesToBeNull(column="id_problem"),
             "{unexpected} of {total} items have no id (a non-empty string or number)",
-            column="id_present",
+            column="id_problem",
         ),
         Check(
             "unique_ids",
@@ -309,15 +318,15 @@ def validate_golden_dataset(
         ),
         Check(
             "question",
-            lambda gxe: gxe.ExpectColumnValuesToBeInSet(column="has_question", value_set=[True]),
+            lambda gxe: gxe.ExpectColumnValuesToBeNull(column="question_problem"),
             "{unexpected} of {total} items have an empty or missing question",
-            column="has_question",
+            column="question_problem",
         ),
         Check(
             "answer",
-            lambda gxe: gxe.ExpectColumnValuesToBeInSet(column="has_answer", value_set=[True]),
+            lambda gxe: gxe.ExpectColumnValuesToBeNull(column="answer_problem"),
             "{unexpected} of {total} items have an empty or missing answer",
-            column="has_answer",
+            column="answer_problem",
         ),
         Check(
             "field_types",
@@ -341,10 +350,10 @@ def validate_golden_dataset(
                 column="unknown_sources",
             )
         )
-    columns = [WHERE, "utf8_error", "json_error", "id", "id_present", "has_question", "has_answer"]
+    columns = [WHERE, "utf8_error", "json_error", "id", "id_problem", "question_problem", "answer_problem"]
     columns += ["type_problem", "unknown_sources", "item"]
     return run_checks(
-        _frame(rows, columns),
+        make_frame(rows, columns),
         checks,
         suite=GOLDEN_SUITE,
         subject=str(file),
@@ -372,46 +381,3 @@ def _line_checks(unit: str) -> list[Check]:
             column="json_error",
         ),
     ]
-
-
-def _frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
-    # imported by name: pandas comes with Great Expectations but ships no type stubs
-    pandas = importlib.import_module("pandas")
-    # explicit columns so an empty table still has every column the expectations name
-    return pandas.DataFrame(rows, columns=columns)
-
-
-def _field(chunk: Mapping[str, Any] | Any, name: str) -> Any:
-    if isinstance(chunk, Mapping):
-        return chunk.get(name)
-    return getattr(chunk, name, None)
-
-
-def _is_type(value: Any, kind: type | tuple[type, ...]) -> bool:
-    return isinstance(value, kind) and not isinstance(value, bool)
-
-
-def _describe(value: Any) -> str:
-    return "missing" if value is None else f"is a {type(value).__name__}"
-
-
-def _norm_doc(name: str) -> str:
-    text = str(name).strip().replace("\\", "/")
-    return text[2:] if text.startswith("./") else text
-
-
-def _non_empty_str(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _is_str_list(value: Any) -> TypeGuard[list[str]]:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def _golden_type_problem(item: Mapping[str, Any]) -> str | None:
-    problems = [
-        f"{key} is not a list of strings"
-        for key in ("sources", "tags")
-        if item.get(key) is not None and not _is_str_list(item[key])
-    ]
-    return "; ".join(problems) or None

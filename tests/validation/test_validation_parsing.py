@@ -90,11 +90,13 @@ def test_content_parts_count_their_text() -> None:
 
 FEATURE_ROWS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     ("good", {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]},
-     {"has_messages": True, "bad_roles": None, "has_assistant": True, "empty_assistant": None,
+     {"messages_problem": None, "bad_roles": None, "missing_assistant": None, "empty_assistant": None,
       "bad_weight": None}),
-    ("no messages", {"text": "x"}, {"has_messages": False, "has_assistant": None, "tokens": None}),
+    ("no messages", {"text": "x"}, {"messages_problem": "no `messages` list (the key is missing or null)",
+                                     "missing_assistant": None, "tokens": None}),
+    ("messages is a string", {"messages": "hi"}, {"messages_problem": "`messages` is a string, not a list"}),
     ("two bad roles", {"messages": [{"role": "bot", "content": "q"}, {"role": "", "content": "a"}]},
-     {"bad_roles": "message 1: role 'bot'; message 2: role ''", "has_assistant": False}),
+     {"bad_roles": "message 1: role 'bot'; message 2: role ''", "missing_assistant": "roles: bot, "}),
     ("weight 0.5", {"messages": [{"role": "assistant", "content": "a", "weight": 0.5}]},
      {"bad_weight": "message 1: weight 0.5 (only 0 or 1)"}),
     ("weight 1.0 is 1", {"messages": [{"role": "assistant", "content": "a", "weight": 1.0}]},
@@ -104,7 +106,7 @@ FEATURE_ROWS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
      {"bad_weight": "message 1: weight on a 'system' message (assistant only)"}),
     ("two empty assistant turns", {"messages": [{"role": "assistant", "content": ""},
                                                 {"role": "assistant"}]},
-     {"empty_assistant": "message 1, message 2", "has_assistant": True}),
+     {"empty_assistant": "message 1, message 2", "missing_assistant": None}),
 ]  # fmt: skip
 
 

@@ -45,11 +45,14 @@ def make_report(*failures: FailedExpectation, subject: str = "data/train.jsonl")
 NO_ASSISTANT = FailedExpectation(
     check="assistant_turn",
     expectation="expect_column_values_to_be_in_set",
-    column="has_assistant",
+    column="missing_assistant",
     message="12 of 40 examples have no assistant turn",
     unexpected_count=12,
     element_count=40,
-    examples=[ValidationExample(where="line 3", value=False), ValidationExample(where="line 9", value=False)],
+    examples=[
+        ValidationExample(where="line 3", value="roles: user"),
+        ValidationExample(where="line 9", value="roles: system, user"),
+    ],
 )
 PIPE = FailedExpectation(
     check="roles",
@@ -73,7 +76,7 @@ DUPLICATE = FailedExpectation(
 def test_report_round_trips_through_json() -> None:
     report = make_report(NO_ASSISTANT, PIPE, DUPLICATE)
     data = json.loads(report.model_dump_json())
-    assert data["failures"][0]["examples"][0] == {"where": "line 3", "value": False}
+    assert data["failures"][0]["examples"][0] == {"where": "line 3", "value": "roles: user"}
     assert data["failures"][2]["severity"] == "warning"
     assert ValidationReport.model_validate(data) == report
 
@@ -94,7 +97,7 @@ def test_markdown_lists_every_failure_with_examples() -> None:
     assert "| severity | check | column | problem | examples |" in lines
     row = next(line for line in lines if "`assistant_turn`" in line)
     assert "12 of 40 examples have no assistant turn" in row
-    assert "line 3: False<br>line 9: False<br>… and 10 more" in row
+    assert "line 3: roles: user<br>line 9: roles: system, user<br>… and 10 more" in row
     # pipes and newlines in values must not break the table
     roles = next(line for line in lines if "`roles`" in line)
     assert "system \\| user" in roles
@@ -116,9 +119,9 @@ def test_text_rendering() -> None:
     text = make_report(NO_ASSISTANT, DUPLICATE).render_text()
     assert text.splitlines() == [
         "data/train.jsonl: fine-tuning-file FAILED (3/5 expectations met, 40 rows, 1 error(s), 1 warning(s))",
-        "  ERROR assistant_turn [has_assistant]: 12 of 40 examples have no assistant turn",
-        "      line 3: False",
-        "      line 9: False",
+        "  ERROR assistant_turn [missing_assistant]: 12 of 40 examples have no assistant turn",
+        "      line 3: roles: user",
+        "      line 9: roles: system, user",
         "      ... and 10 more",
         "  WARNING duplicates [duplicate_of]: 1 of 40 examples repeat an earlier example",
         "      line 8: same messages as line 2",
@@ -233,7 +236,7 @@ def test_audit_data_is_compact_and_json_safe() -> None:
             "severity": "error",
             "message": "12 of 40 examples have no assistant turn",
             "unexpected_count": 12,
-            "examples": [{"where": "line 3", "value": False}],
+            "examples": [{"where": "line 3", "value": "roles: user"}],
         },
         {
             "check": "duplicates",
