@@ -81,10 +81,14 @@ def chat_features(example: Mapping[str, Any], encoding: tiktoken.Encoding) -> Ch
         empty_assistant=", ".join(empty) or None,
         bad_weight="; ".join(weights) or None,
         tokens=count_chat_tokens(messages, encoding),
-        fingerprint=hashlib.sha256(
-            json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8")
-        ).hexdigest(),
+        fingerprint=example_fingerprint(messages),
     )
+
+
+def example_fingerprint(messages: list[Any]) -> str:
+    """sha256 of the canonical JSON of ``messages``: equal for the same example whatever its key order."""
+    canonical = json.dumps(messages, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _messages_problem(messages: Any) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelshift.grounding.tokenizers import get_encoding
-from modelshift.validation.chat import ALLOWED_ROLES, chat_features
+from modelshift.validation.chat import ALLOWED_ROLES, chat_features, example_fingerprint
 from modelshift.validation.engine import WHERE, Check, run_checks
 from modelshift.validation.fields import (
     describe_type,
@@ -58,17 +58,21 @@ def validate_training_file(
     encoding: str,
     max_tokens_per_example: int,
     min_examples: int = AZURE_MIN_EXAMPLES,
+    overlap_with: str | Path | None = None,
     max_examples: int = 5,
 ) -> ValidationReport:
     """Check an Azure OpenAI chat fine-tuning JSONL file (training or validation) against the target model.
 
     ``encoding`` is the target model's tiktoken encoding (``o200k_base``, ``cl100k_base``) and
     ``max_tokens_per_example`` its per-example limit; ``max_examples`` caps the examples per failure.
+    For a validation file, ``overlap_with`` names the training file: examples found in both are a warning
+    (they make the validation loss look better than it is).
     A missing or unreadable file raises ConfigError; bad content never raises, it is reported.
     """
     file = Path(path)
     enc = get_encoding(encoding)
     data = read_jsonl(file, what="fine-tuning file")
+    other = _fingerprints(Path(overlap_with)) if overlap_with is not None else {}
     rows: list[dict[str, Any]] = []
     first_seen: dict[str, str] = {}
     for line in data.lines:
@@ -90,6 +94,7 @@ def validate_training_file(
             bad_weight=features.bad_weight if features else None,
             tokens=features.tokens if features else None,
             duplicate_of=duplicate_of,
+            also_in=other.get(features.fingerprint) if features and features.fingerprint else None,
             example=1 if usable else 0,
         )
         rows.append(row)
@@ -147,8 +152,18 @@ def validate_training_file(
             severity=Severity.WARNING,
         ),
     ]
+    if overlap_with is not None:
+        checks.append(
+            Check(
+                "overlap",
+                lambda gxe: gxe.ExpectColumnValuesToBeNull(column="also_in"),
+                f"{{unexpected}} of {{total}} examples also appear in {overlap_with}",
+                column="also_in",
+                severity=Severity.WARNING,
+            )
+        )
     columns = [WHERE, "utf8_error", "json_error", "messages_problem", "bad_roles", "missing_assistant"]
-    columns += ["empty_assistant", "bad_weight", "tokens", "duplicate_of", "example"]
+    columns += ["empty_assistant", "bad_weight", "tokens", "duplicate_of", "also_in", "example"]
     return run_checks(
         make_frame(rows, columns),
         checks,
@@ -360,6 +375,16 @@ def validate_golden_dataset(
         max_examples=max_examples,
         digest=data.sha256,
     )
+
+
+def _fingerprints(path: Path) -> dict[str, str]:
+    """Fingerprint -> ``<file> line N`` (first occurrence) of every example with a messages list."""
+    found: dict[str, str] = {}
+    for line in read_jsonl(path, what="fine-tuning file").lines:
+        messages = line.data.get("messages") if line.data is not None else None
+        if isinstance(messages, list) and messages:
+            found.setdefault(example_fingerprint(messages), f"{path.name} {line.where}")
+    return found
 
 
 def _line_row(line: JsonlLine) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from validation_helpers import REPO, Line, WriteJsonl, chat_example
+from validation_helpers import REPO, Line, WriteJsonl, chat_example, encode_lines
 
 from modelshift.errors import ConfigError
 from modelshift.grounding.tokenizers import get_encoding
@@ -225,3 +225,37 @@ def test_unreadable_path_is_a_config_error(tmp_path: Path, kind: str) -> None:
 def test_unknown_encoding_is_a_config_error(write_jsonl: WriteJsonl) -> None:
     with pytest.raises(ConfigError, match="unknown tokenizer encoding 'p50k'"):
         validate_training_file(write_jsonl(good()), encoding="p50k", max_tokens_per_example=10)
+
+
+def test_overlap_with_the_training_file_is_a_warning(tmp_path: Path) -> None:
+    train = tmp_path / "train.jsonl"
+    train.write_bytes(encode_lines(good(12)))
+    shared = chat_example(5)
+    reordered = {"messages": [dict(reversed(list(m.items()))) for m in chat_example(7)["messages"]]}
+    valid = tmp_path / "valid.jsonl"
+    valid.write_bytes(encode_lines([*[chat_example(100 + n) for n in range(10)], shared, reordered]))
+    report = run(valid, overlap_with=train)
+    assert report.success
+    (warning,) = report.warnings
+    assert warning.check == "overlap"
+    assert warning.message == f"2 of 12 examples also appear in {train}"
+    assert [(e.where, e.value) for e in warning.examples] == [
+        ("line 11", "train.jsonl line 6"),
+        ("line 12", "train.jsonl line 8"),
+    ]
+
+
+def test_no_overlap_check_without_a_training_file(write_jsonl: WriteJsonl) -> None:
+    report = run(write_jsonl(good(10)))
+    assert report.statistics.evaluated_expectations == 10
+
+
+def test_overlap_with_a_missing_file_is_a_config_error(write_jsonl: WriteJsonl, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        run(write_jsonl(good(10)), overlap_with=tmp_path / "absent.jsonl")
+
+
+def test_example_bundle_validation_file_does_not_overlap_its_training_file() -> None:
+    shared = REPO / "bundles" / "claims-assistant" / "shared"
+    report = run(shared / "valid.jsonl", limit=16_000, overlap_with=shared / "train.jsonl")
+    assert report.failures == [], report.render_text()
