@@ -152,9 +152,8 @@ class _Run:
         return False
 
     def to_decision(self) -> Decision:
-        if self.phase not in (_P.PROMOTING, _P.ROLLING_BACK) and not any(
-            isinstance(a, SetWeights) for a in self.actions
-        ):
+        live = not is_terminal(self.phase) and self.phase not in (_P.PROMOTING, _P.ROLLING_BACK)
+        if live and not any(isinstance(a, SetWeights) for a in self.actions):
             # Every decision keeps the canary alive; SetWeights already carries the lease.
             self.actions.insert(0, RenewLease(until=self.lease_until()))
         status = RolloutStatus(
