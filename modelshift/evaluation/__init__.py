@@ -29,6 +29,7 @@ from modelshift.evaluation.pricing import (
 )
 from modelshift.evaluation.report import GateCounts, GateReport, MetricRow, Verdict
 from modelshift.evaluation.results import (
+    JUDGE_EVALUATORS,
     METRICS,
     Aggregate,
     ItemResult,
@@ -41,6 +42,7 @@ from modelshift.evaluation.stats import mann_whitney_u, two_proportion_z
 
 __all__ = [
     "DEFAULT_PRICES",
+    "JUDGE_EVALUATORS",
     "METRICS",
     "REFUSAL_PATTERNS",
     "SUPPORT_THRESHOLD",

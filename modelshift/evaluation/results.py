@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelshift.evaluation import metrics
 from modelshift.evaluation.pricing import ModelPrice
+
+#: Fields named ``judge:<evaluator>`` read :attr:`ItemResult.judge` instead of an attribute.
+JUDGE_PREFIX = "judge:"
+#: The azure-ai-evaluation quality evaluators a pinned judge may score (each 1-5, higher is better).
+JUDGE_EVALUATORS: tuple[str, ...] = ("groundedness", "relevance", "coherence", "fluency", "similarity")
 
 
 class ItemResult(BaseModel):
@@ -35,6 +40,8 @@ class ItemResult(BaseModel):
     prompt_tokens: int | None = Field(default=None, ge=0)
     completion_tokens: int | None = Field(default=None, ge=0)
     cost: float | None = Field(default=None, ge=0)
+    #: LLM-judge scores by evaluator name (azure-ai-evaluation's 1-5 scales), when a judge is configured
+    judge: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -46,6 +53,8 @@ class ItemResult(BaseModel):
         """The per-item value of ``field`` as a float (booleans as 0/1), None when undefined or failed."""
         if self.failed:
             return None
+        if field.startswith(JUDGE_PREFIX):
+            return self.judge.get(field.removeprefix(JUDGE_PREFIX))
         raw = getattr(self, field)
         if raw is None:
             return None
@@ -104,6 +113,10 @@ METRICS: dict[str, MetricSpec] = {
         _spec("prompt_tokens", "prompt_tokens", "mean", False, "mean prompt tokens per item"),
         _spec("completion_tokens", "completion_tokens", "mean", False, "mean completion tokens per item"),
         _spec("cost", "cost", "mean", False, "mean cost per item (price table)"),
+        *(
+            _spec(f"judge_{e}", f"{JUDGE_PREFIX}{e}", "mean", True, f"mean LLM-judge {e} score (1-5)")
+            for e in JUDGE_EVALUATORS
+        ),
     )
 }
 
@@ -171,13 +184,15 @@ def score_item(
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
     price: ModelPrice | None = None,
+    judge: dict[str, float] | None = None,
     error: str | None = None,
 ) -> ItemResult:
     """Every per-item metric of one answer, as an :class:`ItemResult`.
 
     ``passages`` is what was retrieved (None when the bundle retrieves nothing: groundedness and the hit
     are then None). ``embed`` turns text into a vector for ``answer_similarity`` (the local hashed embedding
-    by default; pass the deployment's embeddings, or None to leave the metric out). ``price`` gives ``cost``.
+    by default; pass the deployment's embeddings, or None to leave the metric out). ``price`` gives ``cost``;
+    ``judge`` carries LLM-judge scores by evaluator name.
     An ``error`` (or no answer at all) makes a failed item that carries only its id and the error.
     """
     if error is not None or answer is None:
@@ -204,4 +219,5 @@ def score_item(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         cost=cost,
+        judge=dict(judge or {}),
     )

@@ -11,7 +11,7 @@ from modelshift.bundle.manifest import Evaluation, Threshold
 from modelshift.errors import ConfigError, DataValidationError
 from modelshift.evaluation.gate import compare
 from modelshift.evaluation.report import GateReport, Verdict
-from modelshift.evaluation.results import METRICS, ItemResult
+from modelshift.evaluation.results import JUDGE_EVALUATORS, METRICS, ItemResult
 
 N = 40
 
@@ -32,6 +32,7 @@ def baseline(n: int = N, seed: int = 7) -> list[ItemResult]:
             prompt_tokens=int(rng.integers(300, 600)),
             completion_tokens=int(rng.integers(20, 80)),
             cost=float(rng.uniform(0.001, 0.002)),
+            judge={e: float(rng.integers(1, 6)) for e in JUDGE_EVALUATORS},
         )
         for i in range(n)
     ]
@@ -266,6 +267,15 @@ def test_lower_is_better_metrics(metric: str, changes: dict[str, Any], expected:
     margin = {"cost": 0.0001, "refusal_rate": 0.05}.get(metric, 10.0)
     report = compare(change(base, **changes), base, policy(**{metric: down(absolute_margin=margin)}))
     assert row(report, metric).verdict is expected
+
+
+def test_judge_metric_is_gated_like_any_other() -> None:
+    base = change(baseline(), judge=lambda _v, i: {"relevance": float(3 + i % 3)})
+    worse = change(base, judge=lambda v, _i: {"relevance": v["relevance"] - 1})
+    pol = policy(judge_relevance=up(absolute_margin=0.25))
+    assert compare(base, base, pol).verdict is Verdict.PASS
+    r = row(compare(worse, base, pol), "judge_relevance")
+    assert r.verdict is Verdict.FAIL and r.diff == pytest.approx(-1.0)
 
 
 def test_critical_metric_vetoes_and_is_listed_first() -> None:

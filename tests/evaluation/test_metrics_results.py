@@ -28,6 +28,7 @@ def item(item_id: str, **values: Any) -> ItemResult:
         {"cost": -0.5},
         {"answer_f1": float("nan")},
         {"unknown_metric": 1.0},
+        {"judge": {"relevance": -1.0}},
     ],
 )
 def test_item_result_rejects_impossible_values(values: dict[str, Any]) -> None:
@@ -44,6 +45,9 @@ def test_item_result_rejects_impossible_values(values: dict[str, Any]) -> None:
         ({}, "groundedness", None),
         ({"answer_f1": 0.5, "error": "410 model retired"}, "answer_f1", None),  # failed: nothing counts
         ({"prompt_tokens": 12}, "prompt_tokens", 12.0),
+        ({"judge": {"relevance": 4.0}}, "judge:relevance", 4.0),
+        ({"judge": {"relevance": 4.0}}, "judge:coherence", None),  # that evaluator did not run
+        ({"judge": {"relevance": 4.0}, "error": "timeout"}, "judge:relevance", None),
     ],
 )
 def test_item_value(values: dict[str, Any], field: str, expected: float | None) -> None:
@@ -65,11 +69,16 @@ def test_registry_covers_the_issue_metrics_with_directions() -> None:
         "prompt_tokens": False,
         "completion_tokens": False,
         "cost": False,
+        "judge_groundedness": True,
+        "judge_relevance": True,
+        "judge_coherence": True,
+        "judge_fluency": True,
+        "judge_similarity": True,
     }
     assert not METRICS["latency_p95_ms"].per_item and not METRICS["latency_p50_ms"].per_item
     assert all(METRICS[name].per_item for name in ("answer_f1", "refusal_rate", "cost"))
-    for spec in METRICS.values():  # every spec reads a real ItemResult field
-        assert spec.field in ItemResult.model_fields
+    for spec in METRICS.values():  # every spec reads a real ItemResult field (or a judge score)
+        assert spec.field in ItemResult.model_fields or spec.field.startswith("judge:")
 
 
 def test_aggregate_means_rates_quantiles_and_totals() -> None:
@@ -95,6 +104,14 @@ def test_aggregate_means_rates_quantiles_and_totals() -> None:
     assert (agg.total_prompt_tokens, agg.total_completion_tokens) == (60, 20)
     assert agg.total_cost == pytest.approx(0.03)
     assert agg.values["cost"] == pytest.approx(0.015)
+    assert agg.values["judge_relevance"] is None  # no judge configured
+
+
+def test_aggregate_judge_scores() -> None:
+    results = [item("q1", judge={"relevance": 5.0}), item("q2", judge={"relevance": 3.0, "fluency": 4.0})]
+    agg = aggregate(results)
+    assert agg.values["judge_relevance"] == 4.0 and agg.defined["judge_relevance"] == 2
+    assert agg.values["judge_fluency"] == 4.0 and agg.defined["judge_fluency"] == 1
 
 
 @pytest.mark.parametrize(
@@ -139,6 +156,7 @@ def test_score_item_fills_every_metric() -> None:
         prompt_tokens=1000,
         completion_tokens=100,
         price=PriceTable().lookup("gpt-4o", "2024-11-20"),
+        judge={"relevance": 5.0},
     )
     assert result.answer_f1 is not None and 0.5 < result.answer_f1 < 1
     assert result.answer_similarity is not None and result.answer_similarity > 0.5
@@ -146,6 +164,7 @@ def test_score_item_fills_every_metric() -> None:
     assert result.format_valid is None  # no schema
     assert result.cost == pytest.approx(0.0025 + 0.001)
     assert result.latency_ms == 120.5 and not result.failed
+    assert result.value("judge:relevance") == 5.0
 
 
 @pytest.mark.parametrize(
