@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from validation_helpers import chunk
+from validation_helpers import REPO, chunk
 
 from modelshift.grounding.tokenizers import count_tokens
 from modelshift.validation import ValidationReport, validate_chunks
@@ -162,3 +162,18 @@ def test_token_counts_depend_on_the_encoding() -> None:
     report = validate_chunks(chunks, documents=DOCS, max_tokens=LIMIT, encoding="cl100k_base")
     assert report.failed_checks() == ["token_count_exact"]
     assert report.errors[0].unexpected_count == 2
+
+
+@pytest.mark.parametrize("app", ["claims-assistant", "hr-handbook", "support-chat"])
+def test_the_chunkers_output_for_each_example_corpus_passes(app: str) -> None:
+    from modelshift.grounding.chunking import Chunker
+    from modelshift.grounding.corpus import load_corpus
+
+    corpus = load_corpus(REPO / "bundles" / app / "shared" / "corpus")
+    chunks = Chunker("o200k_base", chunk_tokens=128, overlap_tokens=16).chunk_corpus(corpus)
+    report = validate_chunks(
+        chunks, documents=[d.path for d in corpus.documents], max_tokens=128, encoding="o200k_base"
+    )
+    assert report.success, report.render_text()
+    assert report.failures == []
+    assert report.statistics.rows == len(chunks) > len(corpus.documents)
