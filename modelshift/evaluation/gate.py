@@ -248,7 +248,8 @@ def compare(
     """Judge ``candidate`` against ``baseline`` on every metric of ``policy`` (see the module docstring).
 
     Pure and deterministic for a given ``seed``. Items are paired by ``item_id``; ids on one side only and
-    items that failed on either side are left out of every metric and counted in the report.
+    items that failed on either side are left out of every metric (except ``error_rate``, which is about
+    them) and counted in the report.
     Raises ConfigError for a metric name not in ``METRICS`` or a ``greater_is_better`` that contradicts the
     metric (higher latency is never better), DataValidationError for a duplicated item id.
     """
@@ -257,11 +258,8 @@ def compare(
         raise ConfigError(f"n_resamples must be at least 1, got {n_resamples}; the default is 2000")
     cand_by_id = _index(candidate, "candidate")
     base_by_id = _index(baseline, "baseline")
-    pairs = [
-        (c, base_by_id[item_id])
-        for item_id, c in cand_by_id.items()
-        if item_id in base_by_id and not c.failed and not base_by_id[item_id].failed
-    ]
+    common = [(c, base_by_id[item_id]) for item_id, c in cand_by_id.items() if item_id in base_by_id]
+    pairs = [(c, b) for c, b in common if not c.failed and not b.failed]
     counts = GateCounts(
         paired=len(pairs),
         candidate_only=[i for i in cand_by_id if i not in base_by_id],
@@ -270,7 +268,15 @@ def compare(
         failed_baseline=[r.item_id for r in baseline if r.failed],
     )
     rows = [
-        _judge(name, METRICS[name], threshold, pairs, policy, n_resamples, seed)
+        _judge(
+            name,
+            METRICS[name],
+            threshold,
+            common if name == "error_rate" else pairs,
+            policy,
+            n_resamples,
+            seed,
+        )
         for name, threshold in policy.metrics.items()
     ]
     if any(r.verdict is Verdict.FAIL for r in rows):

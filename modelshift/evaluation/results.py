@@ -50,7 +50,12 @@ class ItemResult(BaseModel):
         return self.error is not None
 
     def value(self, field: str) -> float | None:
-        """The per-item value of ``field`` as a float (booleans as 0/1), None when undefined or failed."""
+        """The per-item value of ``field`` as a float (booleans as 0/1), None when undefined or failed.
+
+        The pseudo-field ``error`` is 1.0 for a failed item and 0.0 otherwise (the ``error_rate`` metric).
+        """
+        if field == "error":
+            return 1.0 if self.failed else 0.0
         if self.failed:
             return None
         if field.startswith(JUDGE_PREFIX):
@@ -113,6 +118,8 @@ METRICS: dict[str, MetricSpec] = {
         _spec("prompt_tokens", "prompt_tokens", "mean", False, "mean prompt tokens per item"),
         _spec("completion_tokens", "completion_tokens", "mean", False, "mean completion tokens per item"),
         _spec("cost", "cost", "mean", False, "mean cost per item (price table)"),
+        # over every item both sides ran, failed ones included: the failures are what it measures
+        _spec("error_rate", "error", "mean", False, "share of items that failed permanently"),
         *(
             _spec(f"judge_{e}", f"{JUDGE_PREFIX}{e}", "mean", True, f"mean LLM-judge {e} score (1-5)")
             for e in JUDGE_EVALUATORS

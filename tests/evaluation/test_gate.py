@@ -318,6 +318,29 @@ def test_missing_and_failed_items_are_counted_and_left_out() -> None:
     assert report.verdict is Verdict.PASS  # the failed candidate items' zero F1 never entered the pairs
 
 
+@pytest.mark.parametrize(
+    ("failed_on_candidate", "margin", "expected"),
+    [
+        (0, 0.0, Verdict.PASS),
+        (2, 0.0, Verdict.INCONCLUSIVE),  # 2 of 40 new failures: not a pass, too few to call significant
+        (2, 0.15, Verdict.PASS),  # within a 15 % allowance even at the CI's bad end
+        (12, 0.05, Verdict.FAIL),  # 30 % of the items fail on the candidate
+    ],
+)
+def test_error_rate_counts_the_items_other_metrics_leave_out(
+    failed_on_candidate: int, margin: float, expected: Verdict
+) -> None:
+    base = baseline()
+    cand = change(base, error=lambda _v, i: "400 content_filter" if i < failed_on_candidate else None)
+    report = compare(
+        cand, base, policy(error_rate=down(absolute_margin=margin), answer_f1=up(absolute_margin=0.03))
+    )
+    r = row(report, "error_rate")
+    assert (r.n, r.candidate) == (N, failed_on_candidate / N)
+    assert r.verdict is expected
+    assert row(report, "answer_f1").n == N - failed_on_candidate
+
+
 def test_every_candidate_item_failing_is_inconclusive() -> None:
     base = baseline()
     report = compare(change(base, error="410 model retired"), base, policy(answer_f1=up(absolute_margin=0.1)))

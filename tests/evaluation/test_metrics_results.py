@@ -48,6 +48,8 @@ def test_item_result_rejects_impossible_values(values: dict[str, Any]) -> None:
         ({"judge": {"relevance": 4.0}}, "judge:relevance", 4.0),
         ({"judge": {"relevance": 4.0}}, "judge:coherence", None),  # that evaluator did not run
         ({"judge": {"relevance": 4.0}, "error": "timeout"}, "judge:relevance", None),
+        ({"error": "timeout"}, "error", 1.0),  # error_rate counts exactly the failed items
+        ({}, "error", 0.0),
     ],
 )
 def test_item_value(values: dict[str, Any], field: str, expected: float | None) -> None:
@@ -69,6 +71,7 @@ def test_registry_covers_the_issue_metrics_with_directions() -> None:
         "prompt_tokens": False,
         "completion_tokens": False,
         "cost": False,
+        "error_rate": False,
         "judge_groundedness": True,
         "judge_relevance": True,
         "judge_coherence": True,
@@ -79,6 +82,7 @@ def test_registry_covers_the_issue_metrics_with_directions() -> None:
     assert all(METRICS[name].per_item for name in ("answer_f1", "refusal_rate", "cost"))
     for spec in METRICS.values():  # every spec reads a real ItemResult field (or a judge score)
         assert spec.field in ItemResult.model_fields or spec.field.startswith("judge:")
+    assert METRICS["error_rate"].field == "error"
 
 
 def test_aggregate_means_rates_quantiles_and_totals() -> None:
@@ -105,6 +109,7 @@ def test_aggregate_means_rates_quantiles_and_totals() -> None:
     assert agg.total_cost == pytest.approx(0.03)
     assert agg.values["cost"] == pytest.approx(0.015)
     assert agg.values["judge_relevance"] is None  # no judge configured
+    assert agg.values["error_rate"] == pytest.approx(0.25) and agg.defined["error_rate"] == 4
 
 
 def test_aggregate_judge_scores() -> None:
@@ -115,13 +120,14 @@ def test_aggregate_judge_scores() -> None:
 
 
 @pytest.mark.parametrize(
-    "results",
-    [[], [item("q1", error="timeout")], [item("q1"), item("q2")]],
+    ("results", "error_rate"),
+    [([], None), ([item("q1", error="timeout")], 1.0), ([item("q1"), item("q2")], 0.0)],
     ids=["empty", "all-failed", "nothing-measured"],
 )
-def test_aggregate_without_values(results: list[ItemResult]) -> None:
+def test_aggregate_without_values(results: list[ItemResult], error_rate: float | None) -> None:
     agg = aggregate(results)
-    assert all(v is None for v in agg.values.values())
+    assert all(v is None for k, v in agg.values.items() if k != "error_rate")
+    assert agg.values["error_rate"] == error_rate
     assert agg.total_cost is None
     assert agg.total_prompt_tokens == 0
 
