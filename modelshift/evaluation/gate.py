@@ -1,6 +1,7 @@
 """The offline evaluation gate: :func:`compare` judges candidate vs baseline per-item results by a policy.
 
-For every metric the policy names, on the items both sides answered (paired by ``item_id``):
+For every metric the policy names, on the items both sides answered (paired by ``item_id``; ``error_rate``
+uses every item both sides ran, failed ones included):
 
 * ``diff = candidate - baseline`` (means of per-item values, or quantiles for latency p50/p95);
 * a CI at the policy's confidence (paired percentile bootstrap, seeded) and a p-value (Wilcoxon
@@ -16,8 +17,8 @@ expressed the same way, the verdict is, in order:
 2. **pass** when ``worst <= M`` (and ``loss <= M``): non-inferiority shown at the requested confidence;
 3. **fail** when the whole CI lies beyond the margin (its good end is worse than ``M``), or when
    ``loss > M`` and the paired test is significant (``p < 1 - confidence``): measured worse than allowed.
-   Either statistic suffices: the rank test misses a mean dragged down by a few bad items, the bootstrap
-   of a small sample can be narrow by chance;
+   Either statistic suffices: the rank test can miss a mean dragged down by a few collapsed items, which
+   the bootstrap CI of the mean shows;
 4. otherwise **inconclusive**: the CI straddles the margin, or the worsening beyond it is not significant.
 
 Zero baseline (the baseline value is exactly 0 and a ``relative_margin`` is set, so the relative margin
