@@ -10,7 +10,7 @@ z-test for rates, each returning None when the samples are too small to say anyt
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +74,17 @@ def _paired(candidate: Sequence[float], baseline: Sequence[float]) -> tuple[np.n
     return a, b
 
 
+# Resampling draws an index matrix; cap it at ~16 MB so a 10k-item dataset does not need gigabytes.
+_MAX_INDEX_CELLS = 2_000_000
+
+
+def _resample_blocks(rng: np.random.Generator, n: int, n_resamples: int) -> Iterator[np.ndarray]:
+    """Index matrices of at most ``_MAX_INDEX_CELLS`` cells, ``n_resamples`` rows in all, n columns each."""
+    rows = max(1, _MAX_INDEX_CELLS // n)
+    for start in range(0, n_resamples, rows):
+        yield rng.integers(0, n, size=(min(rows, n_resamples - start), n))
+
+
 def _percentile_interval(estimate: float, boot: np.ndarray, confidence: float) -> Interval:
     alpha = 1 - confidence
     low, high = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
@@ -97,8 +108,9 @@ def bootstrap_mean_diff(
     a, b = _paired(candidate, baseline)
     diffs = a - b
     rng = np.random.default_rng(seed)
-    index = rng.integers(0, diffs.size, size=(n_resamples, diffs.size))
-    boot = diffs[index].mean(axis=1)
+    boot = np.concatenate(
+        [diffs[index].mean(axis=1) for index in _resample_blocks(rng, diffs.size, n_resamples)]
+    )
     return _percentile_interval(float(diffs.mean()), boot, confidence)
 
 
@@ -122,8 +134,12 @@ def bootstrap_quantile_diff(
         raise ConfigError(f"quantile q must lie in [0, 1], got {q}; e.g. 0.95 for p95")
     a, b = _paired(candidate, baseline)
     rng = np.random.default_rng(seed)
-    index = rng.integers(0, a.size, size=(n_resamples, a.size))
-    boot = np.quantile(a[index], q, axis=1) - np.quantile(b[index], q, axis=1)
+    boot = np.concatenate(
+        [
+            np.quantile(a[index], q, axis=1) - np.quantile(b[index], q, axis=1)
+            for index in _resample_blocks(rng, a.size, n_resamples)
+        ]
+    )
     estimate = float(np.quantile(a, q) - np.quantile(b, q))
     p_value = min(1.0, 2 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
     return _percentile_interval(estimate, boot, confidence), p_value

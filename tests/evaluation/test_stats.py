@@ -7,6 +7,7 @@ import pytest
 from scipy import stats as sps
 
 from modelshift.errors import ConfigError
+from modelshift.evaluation import stats
 from modelshift.evaluation.stats import (
     bootstrap_mean_diff,
     bootstrap_quantile_diff,
@@ -43,6 +44,23 @@ def test_bootstrap_is_deterministic_per_seed() -> None:
     noisy = [b + d for b, d in zip(BASE, RNG.normal(0, 0.1, size=80), strict=True)]
     assert bootstrap_mean_diff(noisy, BASE, seed=3) == bootstrap_mean_diff(noisy, BASE, seed=3)
     assert bootstrap_mean_diff(noisy, BASE, seed=3) != bootstrap_mean_diff(noisy, BASE, seed=4)
+
+
+def test_bootstrap_in_blocks_keeps_every_resample(monkeypatch: pytest.MonkeyPatch) -> None:
+    noisy = [b + d for b, d in zip(BASE, RNG.normal(0, 0.1, size=80), strict=True)]
+    monkeypatch.setattr(stats, "_MAX_INDEX_CELLS", 80 * 7)  # 7 resamples per block: 2000 = 285 blocks + 5
+    blocks = list(stats._resample_blocks(np.random.default_rng(0), 80, 2000))
+    assert sum(len(b) for b in blocks) == 2000 and len(blocks[-1]) == 5
+    ci = bootstrap_mean_diff(noisy, BASE)
+    _, p = bootstrap_quantile_diff(noisy, BASE, 0.9)
+    monkeypatch.undo()
+    reference = bootstrap_mean_diff(noisy, BASE)
+    # same seed and generator: block size may change the draws, but not the answer beyond resampling noise
+    assert ci.estimate == reference.estimate
+    assert ci.low == pytest.approx(reference.low, abs=0.01) and ci.high == pytest.approx(
+        reference.high, abs=0.01
+    )
+    assert 0 <= p <= 1
 
 
 def test_bootstrap_single_pair() -> None:
