@@ -44,6 +44,7 @@ class Reason(StrEnum):
     EVALUATION_RECORDED = "evaluation.recorded"
     MIGRATION_STARTED = "migration.started"
     MIGRATION_PLANNED = "migration.planned"
+    MIGRATION_PREPARED = "migration.prepared"
     MIGRATION_FINISHED = "migration.finished"
     CANARY_STEP = "canary.step"
     CANARY_ANALYSIS = "canary.analysis"

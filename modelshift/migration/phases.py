@@ -15,6 +15,8 @@ class MigrationPhase(StrEnum):
     ASSESSING = "assessing"
     PLANNED = "planned"
     PREPARING = "preparing"
+    #: the candidate is composed, registered and deployed; the next stage (evaluate) has not started
+    PREPARED = "prepared"
     EVALUATING = "evaluating"
     CANARY = "canary"
     PROMOTING = "promoting"
@@ -44,7 +46,8 @@ TRANSITIONS: Mapping[MigrationPhase, frozenset[MigrationPhase]] = {
     _P.PENDING: frozenset({_P.ASSESSING, _P.FAILED, _P.CANCELLED}),
     _P.ASSESSING: frozenset({_P.PLANNED, _P.DRY_RUN_DONE, _P.FAILED, _P.CANCELLED}),
     _P.PLANNED: frozenset({_P.PREPARING, _P.FAILED, _P.CANCELLED}),
-    _P.PREPARING: frozenset({_P.EVALUATING, _P.FAILED, _P.CANCELLED}),
+    _P.PREPARING: frozenset({_P.PREPARED, _P.EVALUATING, _P.FAILED, _P.CANCELLED}),
+    _P.PREPARED: frozenset({_P.EVALUATING, _P.FAILED, _P.CANCELLED}),
     _P.EVALUATING: frozenset({_P.CANARY, _P.FAILED, _P.CANCELLED}),
     _P.CANARY: frozenset({_P.PROMOTING, _P.ROLLING_BACK, _P.FAILED}),
     _P.PROMOTING: frozenset({_P.SUCCEEDED, _P.ROLLING_BACK, _P.FAILED}),

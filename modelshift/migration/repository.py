@@ -2,9 +2,10 @@
 transaction, under the store's write lock.
 
 Audit reasons: creating a record is ``migration.started``; entering ``planned`` is ``migration.planned``;
-entering a terminal phase is ``migration.finished``; entering any other stage phase (assessing, preparing,
-evaluating, canary, promoting, rolling_back) is ``migration.started`` with ``data.stage`` naming the stage
-that starts. ``data`` always carries ``from`` and ``to``.
+entering ``prepared`` is ``migration.prepared``; entering a terminal phase is ``migration.finished``;
+entering any other stage phase (assessing, preparing, evaluating, canary, promoting, rolling_back) is
+``migration.started`` with ``data.stage`` naming the stage that starts. ``data`` always carries ``from``
+and ``to``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ def _reason_for(new: MigrationPhase) -> audit.Reason:
         return audit.Reason.MIGRATION_FINISHED
     if new is MigrationPhase.PLANNED:
         return audit.Reason.MIGRATION_PLANNED
+    if new is MigrationPhase.PREPARED:
+        return audit.Reason.MIGRATION_PREPARED
     return audit.Reason.MIGRATION_STARTED
 
 
@@ -186,7 +189,7 @@ class MigrationStore:
                 row.flow_run_id = flow_run_id
             session.flush()
             data: dict[str, Any] = {"from": current.value, "to": wanted.value, **dict(evidence or {})}
-            if wanted not in TERMINAL and wanted is not MigrationPhase.PLANNED:
+            if wanted not in TERMINAL and wanted not in (MigrationPhase.PLANNED, MigrationPhase.PREPARED):
                 data["stage"] = wanted.value
             audit.append(
                 session,
