@@ -7,7 +7,7 @@ it (see :mod:`modelshift.validation.engine`). Every suite reports *all* its fail
 Decisions worth knowing:
 - Duplicate fine-tuning examples are a **warning**, not an error: Azure OpenAI accepts them and repeating an
   example is a legitimate (if blunt) way to up-weight it, but accidental copies skew training, so the report
-  lists them.
+  lists them. Examples a validation file shares with its training file (``overlap_with``) are a warning too.
 - A line is reported once, for its first problem: a line that is not JSON is not also "missing messages".
 - Blank lines in JSONL files are skipped; the byte-order mark Azure allows at the start of a file is accepted.
 """
