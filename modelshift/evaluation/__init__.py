@@ -7,7 +7,7 @@ metric registry (:mod:`.results`), prices (:mod:`.pricing`), statistics (:mod:`.
 
 from __future__ import annotations
 
-from modelshift.evaluation.gate import GatePolicy, compare
+from modelshift.evaluation.gate import GatePolicy, check_policy, compare
 from modelshift.evaluation.metrics import (
     REFUSAL_PATTERNS,
     SUPPORT_THRESHOLD,
@@ -60,6 +60,7 @@ __all__ = [
     "aggregate",
     "answer_f1",
     "answer_similarity",
+    "check_policy",
     "compare",
     "format_valid",
     "groundedness",

@@ -80,7 +80,11 @@ def _index(results: Sequence[ItemResult], side: str) -> dict[str, ItemResult]:
     return by_id
 
 
-def _check_metrics(policy: GatePolicy) -> None:
+def check_policy(policy: GatePolicy) -> None:
+    """Raise ConfigError if the policy names an unknown metric or flips a metric's direction.
+
+    :func:`compare` calls it first; bundle validation can call it to report the problem before any run.
+    """
     unknown = [name for name in policy.metrics if name not in METRICS]
     if unknown:
         raise ConfigError(
@@ -254,7 +258,7 @@ def compare(
     Raises ConfigError for a metric name not in ``METRICS`` or a ``greater_is_better`` that contradicts the
     metric (higher latency is never better), DataValidationError for a duplicated item id.
     """
-    _check_metrics(policy)
+    check_policy(policy)
     if n_resamples < 1:
         raise ConfigError(f"n_resamples must be at least 1, got {n_resamples}; the default is 2000")
     cand_by_id = _index(candidate, "candidate")

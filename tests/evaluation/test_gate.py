@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from modelshift.bundle import load_bundle
 from modelshift.bundle.manifest import Evaluation, Threshold
 from modelshift.errors import ConfigError, DataValidationError
-from modelshift.evaluation.gate import compare
+from modelshift.evaluation.gate import check_policy, compare
 from modelshift.evaluation.report import GateReport, Verdict
 from modelshift.evaluation.results import JUDGE_EVALUATORS, METRICS, ItemResult
 
 N = 40
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 
 
 def baseline(n: int = N, seed: int = 7) -> list[ItemResult]:
@@ -387,6 +390,13 @@ def test_flipped_direction_is_refused_with_the_fix() -> None:
         "evaluation.metrics gives the wrong direction for latency_p95_ms, groundedness; "
         "set latency_p95_ms: greater_is_better: false, groundedness: greater_is_better: true"
     )
+
+
+def test_check_policy_accepts_the_example_bundles() -> None:
+    for app in ("support-chat", "claims-assistant", "hr-handbook"):
+        check_policy(load_bundle(BUNDLES / app / "1.0.0").manifest.evaluation)
+    with pytest.raises(ConfigError, match="unknown metric"):
+        check_policy(policy(answer_f2=up()))
 
 
 def test_duplicate_item_ids_are_refused() -> None:
