@@ -145,6 +145,7 @@ class _Run:
         who = {"approver": approval.approver, "reason": approval.reason}
         if approval.decision == "approve":
             self.event(Reason.CANARY_APPROVED, **who)
+            self.outcome_reason = None  # the question that was pending is answered
             self.finish_step(approved_by=approval.approver, reason=approval.reason, **record)
             return True
         self.event(Reason.CANARY_REJECTED, **who)
@@ -214,9 +215,8 @@ class _Run:
         if self.phase is _P.AWAITING_APPROVAL:
             # The analysis was inconclusive and the policy asked a person.
             if approval is None:
-                self.actions.append(
-                    RequestApproval(reason=self.outcome_reason or "analysis inconclusive", evidence={})
-                )
+                reason = self.outcome_reason or "analysis inconclusive"
+                self.actions.append(RequestApproval(reason=reason, evidence=self.evidence()))
                 return False
             return self.answer(approval, verdict=Verdict.INCONCLUSIVE)
         policy = self.spec.policy

@@ -371,3 +371,16 @@ def test_spec_refuses_the_same_bundle_on_both_sides() -> None:
         RolloutSpec(
             app="a", baseline_digest=BASELINE, candidate_digest=BASELINE, steps=[SetWeight(weight=100)]
         )
+
+
+def test_spec_and_status_survive_a_json_round_trip() -> None:
+    # the tasks persist status between decisions and pass the spec as a flow parameter
+    spec = spec_for(canary=Canary(steps=[10, 100], approval_required=True))
+    decisions = drive(spec, GOOD)
+    status = decisions[-1].status
+    assert status.phase is P.AWAITING_APPROVAL
+    assert RolloutSpec.model_validate_json(spec.model_dump_json()) == spec
+    assert RolloutStatus.model_validate_json(status.model_dump_json()) == status
+    restored = RolloutStatus.model_validate_json(status.model_dump_json())
+    yes = ObservationPair(approval=ApprovalInput(decision="approve", approver="ana"))
+    assert decide(spec, restored, yes, at(500)) == decide(spec, status, yes, at(500))
