@@ -1,0 +1,217 @@
+"""The client-side limiter: token buckets, reservations corrected by usage and headers, 429 pauses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from modelshift.errors import ConfigError
+from modelshift.evaluation.ratelimit import (
+    RateLimiter,
+    RateLimits,
+    TokenBucket,
+    estimate_request_tokens,
+    tokenizer_for_model,
+)
+from modelshift.platforms.base import RateLimitInfo
+
+
+class FakeTime:
+    """A monotonic clock that only moves when the limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def limiter(limits: RateLimits | None, clock: FakeTime) -> RateLimiter:
+    return RateLimiter(limits, monotonic=clock.monotonic, sleep=clock.sleep)
+
+
+@pytest.mark.parametrize(
+    ("capacity", "tpm", "rpm"),
+    [(1, 1000, 6), (2, 2000, 12), (50, 50_000, 300), (450, 450_000, 2700)],
+)
+def test_limits_from_capacity(capacity: int, tpm: int, rpm: int) -> None:
+    assert RateLimits.from_capacity(capacity) == RateLimits(tpm=tpm, rpm=rpm)
+
+
+@pytest.mark.parametrize("capacity", [0, -1])
+def test_capacity_below_one_is_refused(capacity: int) -> None:
+    with pytest.raises(ConfigError, match="capacity"):
+        RateLimits.from_capacity(capacity)
+
+
+@pytest.mark.parametrize(("tpm", "rpm"), [(0, 6), (1000, 0)])
+def test_non_positive_limits_are_refused(tpm: int, rpm: int) -> None:
+    with pytest.raises(ConfigError, match="positive"):
+        RateLimits(tpm=tpm, rpm=rpm)
+
+
+@pytest.mark.parametrize(
+    ("level_after_take", "amount", "wait"),
+    [
+        (600.0, 600.0, 0.0),  # exactly enough: no wait
+        (600.0, 601.0, 0.1),  # one token short at 10 tokens/s
+        (0.0, 100.0, 10.0),
+        (-100.0, 100.0, 20.0),  # debt is paid back first
+        (0.0, 5000.0, 100.0),  # above capacity: wait for a full bucket only
+    ],
+)
+def test_bucket_wait(level_after_take: float, amount: float, wait: float) -> None:
+    bucket = TokenBucket(capacity=1000, per_second=10, now=0.0)
+    bucket.take(1000 - level_after_take, 0.0)
+    assert bucket.wait_for(amount, 0.0) == pytest.approx(wait)
+
+
+def test_bucket_refills_to_capacity_and_no_further() -> None:
+    bucket = TokenBucket(capacity=100, per_second=10, now=0.0)
+    bucket.take(100, 0.0)
+    bucket.refill(5.0)
+    assert bucket.level == pytest.approx(50)
+    bucket.refill(500.0)
+    assert bucket.level == 100
+    bucket.give(30, 500.0)
+    assert bucket.level == 100
+    bucket.clamp(20, 500.0)
+    assert bucket.level == 20
+
+
+def test_acquire_waits_for_the_token_bucket() -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits(tpm=6000, rpm=600), clock)
+
+    async def go() -> None:
+        for _ in range(6):
+            await rl.acquire(1000)  # the fresh window holds exactly six
+        assert clock.sleeps == []
+        await rl.acquire(1000)  # the seventh waits for 1000 tokens at 100 tokens/s
+
+    asyncio.run(go())
+    assert clock.now == pytest.approx(10.0)
+
+
+def test_acquire_waits_for_the_request_bucket() -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits(tpm=1_000_000, rpm=6), clock)
+
+    async def go() -> None:
+        for _ in range(7):
+            await rl.acquire(10)
+
+    asyncio.run(go())
+    assert clock.now == pytest.approx(10.0)  # 6 per minute: one more every 10 s
+
+
+def test_settle_gives_back_an_over_estimate() -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits(tpm=1000, rpm=600), clock)
+
+    async def go() -> None:
+        r = await rl.acquire(1000)
+        rl.settle(r, 400)  # the platform charged less than we held
+        await rl.acquire(600)
+        rl.settle(r, 400)  # settling twice changes nothing
+
+    asyncio.run(go())
+    assert clock.sleeps == []
+
+
+def test_headers_clamp_the_bucket() -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits(tpm=6000, rpm=600), clock)
+
+    async def go() -> None:
+        r = await rl.acquire(1000)
+        # someone else used the deployment too: the platform has only 1000 tokens left
+        rl.settle(r, 1000, RateLimitInfo(remaining_tokens=1000, remaining_requests=50))
+        await rl.acquire(1000)
+        await rl.acquire(1000)
+
+    asyncio.run(go())
+    assert clock.now == pytest.approx(10.0)  # 1000 tokens at 100/s
+
+
+def test_throttled_pauses_everyone_and_release_returns_tokens() -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits(tpm=60_000, rpm=600), clock)
+
+    async def go() -> None:
+        r = await rl.acquire(1000)
+        rl.release(r)
+        rl.throttled(retry_after=3.0)
+        await rl.acquire(10)
+
+    asyncio.run(go())
+    assert rl.throttled_count == 1
+    assert clock.now >= 3.0
+
+
+@pytest.mark.parametrize(("retry_after", "expected"), [(None, 2.0), (-1.0, 2.0), (0.0, 0.0), (7.5, 7.5)])
+def test_throttle_wait_without_limits(retry_after: float | None, expected: float) -> None:
+    clock = FakeTime()
+    rl = limiter(None, clock)
+    rl.throttled(retry_after, fallback=2.0)
+
+    async def go() -> None:
+        await rl.acquire(10)
+
+    asyncio.run(go())
+    assert clock.now == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("info", "tpm", "rpm"),
+    [
+        (RateLimitInfo(limit_tokens=30_000, limit_requests=180), 30_000, 180),
+        (RateLimitInfo(remaining_tokens=9_000, remaining_requests=59), 10_000, 60),
+        (RateLimitInfo(remaining_tokens=9_000), 10_000, 60),
+    ],
+)
+def test_limits_are_learnt_from_headers(info: RateLimitInfo, tpm: int, rpm: int) -> None:
+    clock = FakeTime()
+    rl = limiter(None, clock)
+
+    async def go() -> None:
+        r = await rl.acquire(1000)
+        rl.settle(r, 1000, info)
+
+    asyncio.run(go())
+    assert rl.limits == RateLimits(tpm=tpm, rpm=rpm)
+
+
+def test_no_headers_no_limits() -> None:
+    clock = FakeTime()
+    rl = limiter(None, clock)
+
+    async def go() -> None:
+        for _ in range(100):
+            r = await rl.acquire(100_000)
+            rl.settle(r, 100_000, RateLimitInfo())
+
+    asyncio.run(go())
+    assert rl.limits is None
+    assert clock.sleeps == []
+
+
+def test_estimate_counts_chat_format_and_max_tokens() -> None:
+    enc = tokenizer_for_model("gpt-4o")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    text_tokens = sum(len(enc.encode(m["role"])) + len(enc.encode(m["content"])) for m in messages)
+    assert estimate_request_tokens(messages, enc, 100) == 3 + 2 * 3 + text_tokens + 100
+    named = [{"role": "user", "content": "hi", "name": "bob"}]
+    assert estimate_request_tokens(named, enc, 0) == estimate_request_tokens(
+        [{"role": "user", "content": "hi"}], enc, 0
+    ) + 1 + len(enc.encode("bob"))
+
+
+def test_unknown_model_is_estimated_with_o200k() -> None:
+    assert tokenizer_for_model("llama-3-8b").name == "o200k_base"
