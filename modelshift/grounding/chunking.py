@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import tiktoken
 
-from modelshift.errors import ConfigError
+from modelshift.errors import ConfigError, DataValidationError
 from modelshift.grounding.corpus import Corpus
 from modelshift.grounding.tokenizers import get_encoding
 
@@ -168,7 +168,14 @@ class _DocumentSplit:
         self.text = text
         self.length = len(text)
         self.document = document
-        self.tokens = chunker.encoding.encode_to_numpy(text, disallowed_special=())
+        try:
+            self.tokens = chunker.encoding.encode_to_numpy(text, disallowed_special=())
+        except UnicodeEncodeError as exc:  # lone surrogates: not text any model could be sent
+            raise DataValidationError(
+                f"{document or 'document'} holds characters that are not valid Unicode text "
+                f"(position {exc.start}); fix its encoding",
+                document=document,
+            ) from None
         self.n = int(self.tokens.shape[0])
         vocab = chunker._vocab
         self.lead = vocab.lead

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelshift.errors import ConfigError
+from modelshift.errors import ConfigError, DataValidationError
 from modelshift.grounding.chunking import Chunk, Chunker, chunk_id
 from modelshift.grounding.corpus import load_corpus
 from modelshift.grounding.tokenizers import SUPPORTED_ENCODINGS, get_encoding
@@ -183,3 +183,8 @@ def test_bad_parameters(chunk_tokens: int, overlap_tokens: int, message: str) ->
 def test_unknown_encoding() -> None:
     with pytest.raises(ConfigError, match="unknown tokenizer encoding 'p50k_base'"):
         Chunker("p50k_base", 64, 8)
+
+
+def test_lone_surrogates_are_a_data_error() -> None:
+    with pytest.raises(DataValidationError, match=r"bad\.md holds characters that are not valid Unicode"):
+        Chunker("o200k_base", 16, 0).chunk_text("abc \ud800 def", "bad.md")
