@@ -17,7 +17,7 @@ import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -42,6 +42,10 @@ _STOPWORDS = frozenset(
         "where", "which", "who", "why", "will", "with", "you", "your",
     }
 )  # fmt: skip
+
+
+#: a check run on a generation's chunks before it is written; it raises (DataValidationError) to stop it
+ChunkCheck = Callable[[list[Chunk]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +86,13 @@ class Retriever(Protocol):
 class IndexBackend(Protocol):
     """Where generations live: the local SQLite store or Azure AI Search."""
 
-    def build(self, app: str, corpus: Corpus, chunker: Chunker) -> GenerationInfo:
-        """Chunk ``corpus`` and write its generation, or return the existing one with the same id."""
+    def build(
+        self, app: str, corpus: Corpus, chunker: Chunker, *, validate: ChunkCheck | None = None
+    ) -> GenerationInfo:
+        """Chunk ``corpus`` and write its generation, or return the existing one with the same id.
+
+        ``validate`` sees the chunks before anything is written; an error it raises stops the build.
+        """
         ...
 
     def open(self, app: str, generation: str) -> Retriever:
@@ -240,8 +249,13 @@ class LocalIndexStore:
             raise ConfigError(f"{generation!r} is not a generation id (gen- and 16 hex digits)")
         return self.root / check_app_name(app) / f"{generation}.db"
 
-    def build(self, app: str, corpus: Corpus, chunker: Chunker) -> GenerationInfo:
-        """Chunk ``corpus`` and write its generation; an existing generation with the same id is reused."""
+    def build(
+        self, app: str, corpus: Corpus, chunker: Chunker, *, validate: ChunkCheck | None = None
+    ) -> GenerationInfo:
+        """Chunk ``corpus`` and write its generation; an existing generation with the same id is reused.
+
+        ``validate`` (e.g. the chunk-table expectation suite) sees the chunks before anything is written.
+        """
         gen = generation_id(
             corpus.digest, chunker.encoding.name, chunker.chunk_tokens, chunker.overlap_tokens
         )
@@ -250,6 +264,8 @@ class LocalIndexStore:
             with LocalGeneration(path) as existing:
                 return existing.info
         chunks = chunker.chunk_corpus(corpus)
+        if validate is not None:
+            validate(chunks)
         meta = {
             "app": app,
             "generation": gen,

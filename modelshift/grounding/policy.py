@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from modelshift.bundle.manifest import Retrieval
 from modelshift.errors import ConfigError
+from modelshift.grounding.tokenizers import count_tokens
 
 DEFAULT_CAP = 1024
 DEFAULT_OVERLAP_RATIO = 0.125
@@ -37,6 +38,24 @@ class PromptBudget:
     max_tokens: int
     question_tokens: int = DEFAULT_QUESTION_BUDGET
     safety_margin: int = DEFAULT_SAFETY_MARGIN
+
+    @classmethod
+    def for_prompt(
+        cls,
+        system_prompt: str,
+        max_tokens: int,
+        encoding: str,
+        *,
+        question_tokens: int = DEFAULT_QUESTION_BUDGET,
+        safety_margin: int = DEFAULT_SAFETY_MARGIN,
+    ) -> PromptBudget:
+        """The budget for ``system_prompt``, counted in the target's encoding."""
+        return cls(
+            system_prompt_tokens=count_tokens(system_prompt, encoding),
+            max_tokens=max_tokens,
+            question_tokens=question_tokens,
+            safety_margin=safety_margin,
+        )
 
     @property
     def reserved(self) -> int:

@@ -34,7 +34,14 @@ from modelshift.errors import (
 )
 from modelshift.grounding.chunking import Chunk, Chunker
 from modelshift.grounding.corpus import Corpus
-from modelshift.grounding.index import CHUNKER_VERSION, GenerationInfo, Hit, check_app_name, generation_id
+from modelshift.grounding.index import (
+    CHUNKER_VERSION,
+    ChunkCheck,
+    GenerationInfo,
+    Hit,
+    check_app_name,
+    generation_id,
+)
 
 API_VERSION = "2024-07-01"
 META_KEY = "meta"
@@ -185,8 +192,13 @@ class AzureSearchBackend:
                 request="get generation metadata",
             ) from exc
 
-    def build(self, app: str, corpus: Corpus, chunker: Chunker) -> GenerationInfo:
-        """Create and fill the generation's index unless a complete one exists (then return it)."""
+    def build(
+        self, app: str, corpus: Corpus, chunker: Chunker, *, validate: ChunkCheck | None = None
+    ) -> GenerationInfo:
+        """Create and fill the generation's index unless a complete one exists (then return it).
+
+        ``validate`` sees the chunks before the index is created; an error it raises stops the build.
+        """
         gen = generation_id(
             corpus.digest, chunker.encoding.name, chunker.chunk_tokens, chunker.overlap_tokens
         )
@@ -194,6 +206,9 @@ class AzureSearchBackend:
         existing = self._meta(name)
         if existing is not None:
             return existing
+        chunks = chunker.chunk_corpus(corpus)
+        if validate is not None:
+            validate(chunks)
         create = _send(
             self._client,
             "PUT",
@@ -205,7 +220,6 @@ class AzureSearchBackend:
         # 412: the index exists already (a crashed or concurrent build of the same generation): fill it
         if create.status_code != 412:
             _raise_for(create, f"create index {name}")
-        chunks = chunker.chunk_corpus(corpus)
         for batch in _batches(chunks, self.batch_size):
             self._upload(name, [_chunk_doc(c, i) for i, c in batch])
         info = GenerationInfo(

@@ -203,3 +203,23 @@ def test_unwritable_home_is_a_config_error(tmp_path: Path) -> None:
     store = LocalIndexStore(home, StepClock())
     with pytest.raises(ConfigError, match="cannot create index folder"):
         store.build("app", load_corpus(_corpus(tmp_path)), Chunker("o200k_base", 64, 8))
+
+
+def test_validate_hook_sees_chunks_and_can_stop_the_build(store: LocalIndexStore, tmp_path: Path) -> None:
+    from modelshift.errors import DataValidationError
+    from modelshift.grounding.chunking import Chunk
+
+    corpus = load_corpus(_corpus(tmp_path))
+    seen: list[int] = []
+
+    def refuse(chunks: list[Chunk]) -> None:
+        seen.append(len(chunks))
+        raise DataValidationError("chunk table failed its suite")
+
+    with pytest.raises(DataValidationError, match="failed its suite"):
+        store.build("app", corpus, Chunker("o200k_base", 64, 8), validate=refuse)
+    assert seen == [2]
+    assert store.list_generations("app") == []
+    assert not (store.root / "app").exists() or not any((store.root / "app").iterdir())
+    info = store.build("app", corpus, Chunker("o200k_base", 64, 8), validate=lambda chunks: None)
+    assert [g.generation for g in store.list_generations("app")] == [info.generation]

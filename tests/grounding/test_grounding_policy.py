@@ -130,3 +130,15 @@ def test_needs_rechunk(
     decided, why = needs_rechunk(current, encoding, policy)
     assert decided is runs
     assert reason in why
+
+
+@pytest.mark.parametrize("encoding", ["o200k_base", "cl100k_base"])
+def test_budget_counts_the_system_prompt_in_the_target_encoding(encoding: str) -> None:
+    from modelshift.grounding.tokenizers import count_tokens
+
+    prompt = "You are the Contoso Backup assistant. Answer only from the context. Cite the article."
+    budget = PromptBudget.for_prompt(prompt, max_tokens=400, encoding=encoding)
+    assert budget.system_prompt_tokens == count_tokens(prompt, encoding) > 10
+    assert budget.reserved == budget.system_prompt_tokens + 512 + 400 + 256
+    with pytest.raises(ConfigError, match="unknown tokenizer encoding"):
+        PromptBudget.for_prompt(prompt, max_tokens=400, encoding="nope")

@@ -302,3 +302,13 @@ def test_bad_index_names(app: str) -> None:
 def test_batch_size_bounds(size: int) -> None:
     with pytest.raises(ConfigError, match="batch_size"):
         _backend(lambda r: httpx.Response(200), batch_size=size)
+
+
+def test_validate_hook_runs_before_the_index_is_created(service: FakeSearchService, tmp_path: Path) -> None:
+    def refuse(chunks: list[object]) -> None:
+        raise ConfigError("no")
+
+    with pytest.raises(ConfigError, match="no"):
+        _backend(service).build("app", _small_corpus(tmp_path), Chunker("o200k_base", 64, 8), validate=refuse)
+    assert [r.method for r in service.requests] == ["GET"]
+    assert service.indexes == {}
