@@ -29,6 +29,7 @@ from modelshift.rollout.spec import (
 )
 from modelshift.rollout.steps import Analysis, Approval, Pause, SetWeight, Step, steps_from_policy
 from modelshift.rollout.verdict import Verdict
+from modelshift.rollout.window import RequestWindow, observation_from_window, pair_from_windows
 
 __all__ = [
     "Action",
@@ -46,6 +47,7 @@ __all__ = [
     "Promote",
     "RenewLease",
     "RequestApproval",
+    "RequestWindow",
     "RollBack",
     "RolloutPhase",
     "RolloutPolicy",
@@ -63,5 +65,7 @@ __all__ = [
     "complete",
     "decide",
     "is_terminal",
+    "observation_from_window",
+    "pair_from_windows",
     "steps_from_policy",
 ]
