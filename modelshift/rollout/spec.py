@@ -9,9 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelshift.bundle.manifest import Canary
+from modelshift.errors import ConfigError
 from modelshift.rollout.actions import Action, AuditEventSpec
 from modelshift.rollout.analysis import AnalysisPolicy, Observation
 from modelshift.rollout.phases import RolloutPhase
@@ -70,19 +71,32 @@ class RolloutSpec(BaseModel):
         lease_seconds: int = 300,
         analysis: AnalysisPolicy | None = None,
     ) -> RolloutSpec:
-        """The spec for a candidate bundle's canary policy (steps from :func:`steps_from_policy`)."""
-        return cls(
-            app=app,
-            baseline_digest=baseline_digest,
-            candidate_digest=candidate_digest,
-            steps=steps_from_policy(canary),
-            policy=RolloutPolicy(
-                on_inconclusive=canary.on_inconclusive,
-                max_extensions=canary.max_step_extensions,
-                lease_seconds=lease_seconds,
-                analysis=analysis or AnalysisPolicy(min_requests=canary.min_requests_per_step),
-            ),
-        )
+        """The spec for a candidate bundle's canary policy (steps from :func:`steps_from_policy`).
+
+        Raises ConfigError (naming the app and every problem) when the arguments cannot form a rollout.
+        """
+        try:
+            return cls(
+                app=app,
+                baseline_digest=baseline_digest,
+                candidate_digest=candidate_digest,
+                steps=steps_from_policy(canary),
+                policy=RolloutPolicy(
+                    on_inconclusive=canary.on_inconclusive,
+                    max_extensions=canary.max_step_extensions,
+                    lease_seconds=lease_seconds,
+                    analysis=analysis or AnalysisPolicy(min_requests=canary.min_requests_per_step),
+                ),
+            )
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'spec'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigError(
+                f"cannot build the canary rollout of app {app!r}: {problems}; fix the bundle's canary policy "
+                "or pick a candidate other than the baseline",
+                app=app,
+            ) from exc
 
 
 class StepRecord(BaseModel):

@@ -384,3 +384,26 @@ def test_spec_and_status_survive_a_json_round_trip() -> None:
     restored = RolloutStatus.model_validate_json(status.model_dump_json())
     yes = ObservationPair(approval=ApprovalInput(decision="approve", approver="ana"))
     assert decide(spec, restored, yes, at(500)) == decide(spec, status, yes, at(500))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"candidate_digest": BASELINE}, "same bundle", id="same-digest"),
+        pytest.param({"app": ""}, "app:", id="empty-app"),
+        pytest.param({"lease_seconds": 0}, "lease_seconds", id="no-lease"),
+    ],
+)
+def test_from_canary_reports_config_errors(kwargs: dict[str, object], message: str) -> None:
+    from modelshift.errors import ConfigError
+
+    args: dict[str, object] = {
+        "app": "support-chat",
+        "baseline_digest": BASELINE,
+        "candidate_digest": CANDIDATE,
+        "canary": Canary(),
+        **kwargs,
+    }
+    with pytest.raises(ConfigError, match=message) as info:
+        RolloutSpec.from_canary(**args)  # type: ignore[arg-type]
+    assert info.value.exit_code == 2
