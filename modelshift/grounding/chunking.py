@@ -189,9 +189,8 @@ class _DocumentSplit:
         self.fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if has_fence else []
         self._fence_starts = [a for a, _ in self.fences]
         # breadcrumbs are built while chunking: chunk starts only grow, so headings are consumed in order
-        self._pending = self._iter_headings()
-        self._next_heading = next(self._pending, None)
-        self._stack: list[tuple[int, str]] = []
+        self._scanned = 0  # headings at positions < _scanned are applied to _levels
+        self._levels: list[str | None] = [None] * 7  # raw title per heading level 1..6
         self._path: tuple[str, ...] = ()
 
     # -- positions -------------------------------------------------------------------------------------
@@ -332,25 +331,25 @@ class _DocumentSplit:
             headings=self._breadcrumb(start),
         )
 
-    def _iter_headings(self) -> Iterator[tuple[int, int, str]]:
-        """(position, level, title) of each Markdown ATX heading outside fenced code blocks, in order."""
-        first = _FIRST_HEADING.match(self.text)
-        if first is not None:
-            yield 0, len(first.group(1)), first.group(2)
-        for m in _HEADING.finditer(self.text):
-            if not self.fences or not self._in_fence(m.start() + 1):
-                yield m.start() + 1, len(m.group(1)), m.group(2)
-
     def _breadcrumb(self, start: int) -> tuple[str, ...]:
-        """The heading path in force at ``start`` (called with growing ``start``)."""
+        """The heading path in force at ``start`` (starts only grow, so each heading is read once)."""
         changed = False
-        while self._next_heading is not None and self._next_heading[0] <= start:
-            _, level, title = self._next_heading
-            while self._stack and self._stack[-1][0] >= level:
-                self._stack.pop()
-            self._stack.append((level, title.strip().rstrip("#").rstrip()))
+        if self._scanned == 0:
+            first = _FIRST_HEADING.match(self.text)
+            if first is not None:
+                self._levels[len(first.group(1))] = first.group(2)
+                changed = True
+        for m in _HEADING.finditer(self.text, max(0, self._scanned - 1)):
+            pos = m.start() + 1
+            if pos > start:
+                break
+            if self.fences and self._in_fence(pos):
+                continue
+            level = len(m.group(1))
+            self._levels[level] = m.group(2)
+            self._levels[level + 1 :] = [None] * (6 - level)
             changed = True
-            self._next_heading = next(self._pending, None)
+        self._scanned = start + 1
         if changed:
-            self._path = tuple(t for _, t in self._stack)
+            self._path = tuple(t.strip().rstrip("#").rstrip() for t in self._levels if t is not None)
         return self._path
