@@ -16,7 +16,7 @@ from modelshift.rollout.actions import (
     Wait,
 )
 from modelshift.rollout.analysis import AnalysisPolicy, AnalysisResult, MetricVerdict, Observation, analyse
-from modelshift.rollout.controller import abort, complete, decide
+from modelshift.rollout.controller import abort, complete, decide, promote_now
 from modelshift.rollout.phases import RolloutPhase, check_phase_transition, is_terminal
 from modelshift.rollout.spec import (
     ApprovalInput,
@@ -67,5 +67,6 @@ __all__ = [
     "is_terminal",
     "observation_from_window",
     "pair_from_windows",
+    "promote_now",
     "steps_from_policy",
 ]

@@ -351,3 +351,24 @@ def abort(spec: RolloutSpec, status: RolloutStatus, now: datetime, *, actor: str
     run.outcome_reason = why
     run.event(Reason.CANARY_ROLLED_BACK, verdict=None, reason=why, actor=actor, evidence=run.evidence())
     return run.to_decision()
+
+
+def promote_now(
+    spec: RolloutSpec, status: RolloutStatus, now: datetime, *, actor: str, reason: str
+) -> Decision:
+    """A person's override (``modelshift promote APP``): skip the remaining steps and promote, audited.
+
+    Refused with IllegalTransitionError once the rollout is rolling back or over: a rolled-back candidate
+    needs a new migration, not an override.
+    """
+    run = _Run(spec, status, ensure_utc(now))
+    if status.phase is _P.PROMOTING:
+        return decide(spec, status, None, now)
+    run.move(_P.PROMOTING)
+    run.weights = {spec.candidate_digest: 100, spec.baseline_digest: 0}
+    run.outcome_verdict = None
+    run.outcome_reason = f"promoted by {actor} at step {status.step_index + 1} of {len(spec.steps)}: {reason}"
+    evidence = {**run.evidence(), "override": {"actor": actor, "reason": reason}}
+    run.actions.append(Promote(evidence=evidence))
+    run.event(Reason.CANARY_PROMOTED, reason=run.outcome_reason, actor=actor, evidence=evidence)
+    return run.to_decision()

@@ -407,3 +407,30 @@ def test_from_canary_reports_config_errors(kwargs: dict[str, object], message: s
     with pytest.raises(ConfigError, match=message) as info:
         RolloutSpec.from_canary(**args)  # type: ignore[arg-type]
     assert info.value.exit_code == 2
+
+
+def test_promote_now_skips_the_remaining_steps_and_says_who() -> None:
+    from modelshift.rollout import promote_now
+
+    spec = spec_for()
+    status = decide(spec, RolloutStatus(), None, T0).status  # 5 %, first analysis running
+    decision = promote_now(spec, status, at(10), actor="ops@contoso", reason="old model retires tonight")
+    assert decision.status.phase is P.PROMOTING
+    assert decision.status.weights == {CANDIDATE: 100, BASELINE: 0}
+    promote = decision.actions[0]
+    assert isinstance(promote, Promote)
+    assert promote.evidence["override"] == {"actor": "ops@contoso", "reason": "old model retires tonight"}
+    assert reasons(decision) == [Reason.CANARY_PROMOTED]
+    assert decision.events[0].data["actor"] == "ops@contoso"
+    assert "step 2 of 7" in (decision.status.outcome_reason or "")
+    # asking again while promoting repeats the same Promote (idempotent)
+    assert kinds(promote_now(spec, decision.status, at(20), actor="ops", reason="again")) == ["promote"]
+
+
+@pytest.mark.parametrize("phase", [P.ROLLING_BACK, P.ROLLED_BACK, P.PROMOTED, P.ABORTED])
+def test_promote_now_is_refused_once_rolling_back_or_over(phase: RolloutPhase) -> None:
+    from modelshift.errors import IllegalTransitionError
+    from modelshift.rollout import promote_now
+
+    with pytest.raises(IllegalTransitionError, match=f"from {phase} to promoting"):
+        promote_now(spec_for(), RolloutStatus(phase=phase), T0, actor="ops", reason="x")
