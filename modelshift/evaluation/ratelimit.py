@@ -4,7 +4,8 @@ Azure OpenAI admits a request only if its *estimated* cost (prompt tokens + ``ma
 deployment's tokens-per-minute and its requests-per-minute (6 per 1000 TPM). The runner reserves that
 estimate here before it sends, so it stays just under the limit instead of learning it from 429s:
 
-- both buckets start full (a fresh window) and refill continuously at limit / 60 s;
+- both buckets start full (a fresh window) and refill continuously at limit / 60 s; the request bucket
+  holds 10 seconds' worth, since Azure counts requests over 10-second windows;
 - after each response the reservation is corrected to what the platform charged (its prompt count may
   differ from ours by a few tokens), and the bucket is clamped to the ``x-ratelimit-remaining-*`` headers,
   which also covers other clients spending the same deployment's quota;
@@ -131,7 +132,9 @@ class RateLimiter:
         now = self._monotonic()
         self.limits = limits
         self._tokens = TokenBucket(limits.tpm, limits.tpm / WINDOW_S, now)
-        self._requests = TokenBucket(limits.rpm, limits.rpm / WINDOW_S, now)
+        # Azure checks requests over 10-second windows (RPM / 6 each), so a minute's worth of requests
+        # must not go out in one burst.
+        self._requests = TokenBucket(max(1.0, limits.rpm / 6), limits.rpm / WINDOW_S, now)
 
     async def acquire(self, tokens: int) -> Reservation:
         """Wait until one request costing ``tokens`` fits both buckets and no 429 pause holds; reserve it."""

@@ -21,20 +21,24 @@ counted twice whatever the retries. The adapter must make ONE attempt per call
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelshift.errors import ModelshiftError, PlatformError, ThrottledError
+from modelshift.bundle import Bundle
+from modelshift.errors import ConfigError, ModelshiftError, PlatformError, ThrottledError
 from modelshift.evaluation.dataset import Dataset, DatasetItem
+from modelshift.evaluation.pricing import PriceTable
 from modelshift.evaluation.ratelimit import (
     RateLimiter,
     Reservation,
     estimate_request_tokens,
     tokenizer_for_model,
 )
+from modelshift.evaluation.results import ItemResult, score_item
 from modelshift.orchestration.runtime import Answer, BundleRuntime, Passage
 
 #: bump when what an item's outcome means changes; it is part of the baseline cache key
@@ -304,3 +308,45 @@ class Runner:
             error=str(exc),
             error_kind=f"{type(exc).__name__}" + (f" {status}" if status is not None else ""),
         )
+
+
+def _schema(bundle: Bundle) -> dict[str, Any] | None:
+    if bundle.manifest.evaluation.json_schema is None:
+        return None
+    key = "evaluation.json_schema"
+    try:
+        schema = json.loads(bundle.read_bytes(key))
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"{bundle.yaml_path}: evaluation.json_schema cannot be read as JSON ({exc}); fix the schema file"
+        ) from None
+    return schema if isinstance(schema, dict) else None
+
+
+def score_run(run: BundleRun, bundle: Bundle, prices: PriceTable | None = None) -> list[ItemResult]:
+    """Per-item metrics of ``run`` (``bundle`` gives the schema, whether it retrieves, and its price)."""
+    if run.bundle_digest != bundle.digest:
+        raise ConfigError(
+            f"run of {run.bundle_digest} cannot be scored as bundle {bundle.app}@{bundle.version} "
+            f"({bundle.digest}); score a run with the bundle it was made with"
+        )
+    model = bundle.manifest.model
+    price = prices.lookup(model.name, model.version) if prices is not None else None
+    schema = _schema(bundle)
+    retrieves = bundle.manifest.retrieval is not None
+    return [
+        score_item(
+            o.item_id,
+            o.answer,
+            o.reference,
+            passages=list(o.contexts) if retrieves else None,
+            expected_sources=o.sources,
+            schema=schema,
+            latency_ms=o.latency_ms,
+            prompt_tokens=o.prompt_tokens,
+            completion_tokens=o.completion_tokens,
+            price=price,
+            error=o.error,
+        )
+        for o in run.outcomes
+    ]

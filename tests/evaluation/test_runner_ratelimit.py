@@ -99,16 +99,26 @@ def test_acquire_waits_for_the_token_bucket() -> None:
     assert clock.now == pytest.approx(10.0)
 
 
-def test_acquire_waits_for_the_request_bucket() -> None:
+@pytest.mark.parametrize(
+    ("rpm", "requests", "seconds"),
+    [
+        (6, 1, 0.0),
+        (6, 2, 10.0),  # 6 per minute, at most 1 per 10 s window
+        (60, 10, 0.0),  # a 10-second window's worth goes at once ...
+        (60, 11, 1.0),  # ... and no more: one per second after that
+        (60, 12, 2.0),
+    ],
+)
+def test_acquire_waits_for_the_request_bucket(rpm: int, requests: int, seconds: float) -> None:
     clock = FakeTime()
-    rl = limiter(RateLimits(tpm=1_000_000, rpm=6), clock)
+    rl = limiter(RateLimits(tpm=1_000_000, rpm=rpm), clock)
 
     async def go() -> None:
-        for _ in range(7):
+        for _ in range(requests):
             await rl.acquire(10)
 
     asyncio.run(go())
-    assert clock.now == pytest.approx(10.0)  # 6 per minute: one more every 10 s
+    assert clock.now == pytest.approx(seconds)
 
 
 def test_settle_gives_back_an_over_estimate() -> None:
