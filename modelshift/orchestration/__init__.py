@@ -12,7 +12,9 @@ from modelshift.orchestration.connect import (
     EndpointDirectory,
     ModelTarget,
     async_inference,
+    open_runtime,
 )
+from modelshift.orchestration.index import open_index
 from modelshift.orchestration.runtime import (
     Answer,
     BundleRuntime,
@@ -39,4 +41,6 @@ __all__ = [
     "deployment_of",
     "format_context",
     "generation_params",
+    "open_index",
+    "open_runtime",
 ]

@@ -14,8 +14,11 @@ import httpx
 
 from modelshift.bundle import Bundle
 from modelshift.bundle.manifest import AzureOpenAIModel, OpenAICompatibleModel
+from modelshift.clock import Clock, utcnow
 from modelshift.errors import ConfigError, DeploymentNotFoundError
 from modelshift.evaluation.ratelimit import RateLimits
+from modelshift.orchestration.index import open_index
+from modelshift.orchestration.runtime import BundleRuntime
 from modelshift.platforms import azure
 from modelshift.platforms.azure.arm import ArmClient
 from modelshift.platforms.azure.retry import RetryPolicy
@@ -116,3 +119,18 @@ def async_inference(
             target.endpoint, key, client=client, policy=policy, key_source="MODELSHIFT_API_KEY"
         )
     return azure.async_openai_client(target.endpoint, settings, client=client, policy=policy)
+
+
+def open_runtime(
+    bundle: Bundle,
+    settings: Settings,
+    directory: EndpointDirectory,
+    *,
+    client: httpx.AsyncClient,
+    policy: RetryPolicy = SINGLE_ATTEMPT,
+    clock: Clock = utcnow,
+) -> tuple[BundleRuntime, ModelTarget]:
+    """A runtime for ``bundle``: its index generation under MODELSHIFT_HOME, its endpoint, its client."""
+    target = directory.resolve(bundle)
+    inference = async_inference(target, settings, client=client, policy=policy)
+    return BundleRuntime(bundle, inference, open_index(bundle, settings.home, clock=clock)), target

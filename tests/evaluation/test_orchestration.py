@@ -23,6 +23,8 @@ from modelshift.orchestration import (
     async_inference,
     format_context,
     generation_params,
+    open_index,
+    open_runtime,
 )
 from modelshift.platforms import azure
 
@@ -272,3 +274,65 @@ def test_azure_ml_is_not_supported_yet(tmp_path: Path) -> None:
     bundle = write_bundle(tmp_path, "8.0.0", model=model)
     with pytest.raises(ConfigError, match="cannot be evaluated by the runner"):
         EndpointDirectory(None).resolve(bundle)
+
+
+# ----------------------------------------------------------------------------------- index generation
+
+
+def test_index_is_built_once_and_reused(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", "1.0.0")
+    home = tmp_path / "home"
+    first = open_index(bundle, home)
+    assert first is not None
+    path = first.path
+    assert path.parent == home / "indexes" / "support-chat"
+    mtime = path.stat().st_mtime_ns
+    second = open_index(bundle, home)
+    assert second is not None and second.path == path and path.stat().st_mtime_ns == mtime
+    hits = first.search("How much does a storage add-on cost?", 4)
+    assert len(hits) == 4 and any(h.document == "plans-and-pricing.md" for h in hits)
+    first.close()
+    second.close()
+
+
+def test_pinned_generation_must_match(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    built = open_index(write_bundle(tmp_path / "b", "1.0.0"), home)
+    assert built is not None
+    generation = built.info.generation
+    built.close()
+    same = open_index(write_bundle(tmp_path / "b", "1.0.1", retrieval={"index_generation": generation}), home)
+    assert same is not None and same.info.generation == generation
+    same.close()
+    wrong = write_bundle(tmp_path / "b", "1.0.2", retrieval={"index_generation": "gen-0000000000000000"})
+    with pytest.raises(ConfigError, match=f"set retrieval.index_generation to {generation}"):
+        open_index(wrong, home)
+
+
+def test_changed_corpus_is_refused(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", "1.0.0")
+    (tmp_path / "b" / "shared" / "corpus" / "plans-and-pricing.md").write_text("changed\n")
+    with pytest.raises(ConfigError, match=r"changed since bundle support-chat@1\.0\.0 was loaded"):
+        open_index(bundle, tmp_path / "home")
+
+
+def test_no_retrieval_no_index(tmp_path: Path) -> None:
+    assert open_index(write_bundle(tmp_path / "b", "0.1.0", retrieval=None), tmp_path / "home") is None
+
+
+def test_open_runtime_answers_from_the_bundle_generation(emu: EmulatorHandle, tmp_path: Path) -> None:
+    bundle = load_bundle(SUPPORT / "1.0.0")
+    settings = settings_for(emu, tmp_path)
+
+    async def go() -> Any:
+        with httpx.Client(timeout=30) as sync_client:
+            directory = EndpointDirectory(azure.arm_client(settings, client=sync_client))
+            async with httpx.AsyncClient(timeout=30) as client:
+                runtime, target = open_runtime(bundle, settings, directory, client=client)
+                assert target.deployment == "support-chat-4o"
+                return await runtime.answer("What does each storage add-on cost per month?")
+
+    answer = asyncio.run(go())
+    assert list((tmp_path / "indexes" / "support-chat").glob("gen-*.db"))
+    assert "plans-and-pricing.md" in {p.document for p in answer.contexts}
+    assert "$4" in answer.content
