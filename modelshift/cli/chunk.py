@@ -21,21 +21,34 @@ def register(app: typer.Typer) -> None:
             64, "--overlap-tokens", help="Tokens shared by consecutive chunks (less than --chunk-tokens)."
         ),
         out: Path = typer.Option(..., "--out", help="Directory to write chunks.jsonl into."),
+        index_app: str | None = typer.Option(
+            None,
+            "--index",
+            metavar="APP",
+            help="Also write a local index generation for APP in the modelshift home (reused if it exists).",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON on stdout."),
     ) -> None:
         """Chunk CORPUS with the target tokenizer and write OUT/chunks.jsonl; print the counts."""
-        from modelshift.cli._common import console, handle_errors, print_json
+        from modelshift.cli._common import console, handle_errors, print_json, settings
+        from modelshift.clock import utcnow
         from modelshift.grounding.chunking import Chunker
         from modelshift.grounding.corpus import load_corpus
+        from modelshift.grounding.index import GenerationInfo, LocalIndexStore, check_app_name
         from modelshift.grounding.output import chunk_stats, write_chunks
 
         with handle_errors():
             # parameters first: a typo should not cost a corpus load
             chunker = Chunker(tokenizer, chunk_tokens, overlap_tokens)
+            if index_app is not None:
+                check_app_name(index_app)
             loaded = load_corpus(corpus)
             chunks = chunker.chunk_corpus(loaded)
             path = write_chunks(chunks, out)
             stats = chunk_stats(chunks, len(loaded.documents))
+            generation: GenerationInfo | None = None
+            if index_app is not None:
+                generation = LocalIndexStore(settings().home, utcnow).build(index_app, loaded, chunker)
         if as_json:
             print_json(
                 {
@@ -46,6 +59,8 @@ def register(app: typer.Typer) -> None:
                     "overlap_tokens": overlap_tokens,
                     "out": str(path),
                     **{k: getattr(stats, k) for k in stats.__dataclass_fields__},
+                    "index_generation": generation.generation if generation else None,
+                    "index_location": generation.location if generation else None,
                 }
             )
             return
@@ -56,3 +71,9 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         console.print(f"wrote {path}", highlight=False, markup=False)
+        if generation is not None:
+            console.print(
+                f"index generation {generation.generation} for {index_app}: {generation.location}",
+                highlight=False,
+                markup=False,
+            )

@@ -116,3 +116,41 @@ def test_missing_out_is_a_usage_error(tmp_path: Path) -> None:
     code, _, stderr = _run(str(corpus_dir("support-chat")))
     assert code == 2
     assert "--out" in stderr
+
+
+def test_index_option_writes_a_reusable_local_generation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from modelshift.clock import utcnow
+    from modelshift.grounding.index import LocalIndexStore
+    from modelshift.settings import get_settings
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("MODELSHIFT_HOME", str(home))
+    get_settings.cache_clear()
+    try:
+        args = (
+            str(corpus_dir("claims-assistant")),
+            "--out",
+            str(tmp_path / "out"),
+            "--index",
+            "claims",
+            "--json",
+        )
+        code, stdout, stderr = _run(*args)
+        assert code == 0, stderr
+        first = json.loads(stdout)
+        assert first["index_generation"].startswith("gen-")
+        assert first["index_location"] == str(home / "indexes" / "claims" / f"{first['index_generation']}.db")
+        code, stdout, _ = _run(*args)
+        assert json.loads(stdout)["index_generation"] == first["index_generation"]
+        store = LocalIndexStore(home, utcnow)
+        infos = store.list_generations("claims")
+        assert [g.generation for g in infos] == [first["index_generation"]]
+        assert infos[0].chunks == first["chunks"]
+        code, _, stderr = _run(
+            str(corpus_dir("claims-assistant")), "--out", str(tmp_path / "o2"), "--index", "../x"
+        )
+        assert code == 2 and "app name" in stderr
+    finally:
+        get_settings.cache_clear()
