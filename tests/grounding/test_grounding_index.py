@@ -223,3 +223,14 @@ def test_validate_hook_sees_chunks_and_can_stop_the_build(store: LocalIndexStore
     assert not (store.root / "app").exists() or not any((store.root / "app").iterdir())
     info = store.build("app", corpus, Chunker("o200k_base", 64, 8), validate=lambda chunks: None)
     assert [g.generation for g in store.list_generations("app")] == [info.generation]
+
+
+def test_concurrent_builds_of_one_generation_agree(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = LocalIndexStore(tmp_path / "home", StepClock())
+    corpus = load_corpus(corpus_dir("hr-handbook"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        infos = list(pool.map(lambda _: store.build("hr", corpus, Chunker("o200k_base", 128, 16)), range(4)))
+    assert len({i.created_at for i in infos}) == 1  # every builder reports the one file that won
+    assert [p.name for p in (store.root / "hr").iterdir()] == [f"{infos[0].generation}.db"]
