@@ -1,26 +1,154 @@
 """The ``model-migration`` flow: control flow only; every step is a task (tasks/).
 
-In this issue it runs the assess and plan stages for real, records them in the migration record and the
-audit chain, publishes the plan as artifacts, and ends: a dry run in ``dry_run_done``, a real run in
-``planned``. The prepare, evaluate, canary and promote stages arrive in later issues, in this same flow.
+It runs the assess and plan stages, records them in the migration record and the audit chain, publishes
+the plan as artifacts, and then: a dry run ends in ``dry_run_done``; a real run ends in ``planned``, or —
+with ``MODELSHIFT_PREPARE_STAGE=true`` and a ready plan — goes on through the prepare stage (golden data
+check, fine-tune re-run, re-chunk, side-by-side deployment, candidate bundle) and ends in ``prepared``, or
+``failed`` with the reason (a GX report, Azure's fine-tune error, quota) and the baseline untouched.
+
+A re-run of a migration that is still ``planned`` or ``preparing`` (a crash mid-stage) resumes the prepare
+stage of that same migration: every step finds what the earlier run made (job, generation, deployment,
+candidate) instead of making it again. The evaluate, canary and promote stages arrive in later issues.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from modelshift.errors import DataValidationError, ModelshiftError
 from modelshift.migration import MigrationPhase
 from modelshift.migration.params import MigrationOutcome, MigrationParams
+from modelshift.settings import get_settings
+from modelshift.validation import report_from_error
 from tasks.assess import assess_app
 from tasks.plan import plan_app
+from tasks.prepare import compose, deploy, fine_tune, rechunk, validate_golden
 from tasks.records import advance_migration, open_migration
 from tasks.report import publish_plan
+
+#: phases from which a (re-)run carries on with the prepare stage
+_RESUMABLE = frozenset({MigrationPhase.PLANNED, MigrationPhase.PREPARING})
+
+
+def _runs(plan: dict[str, Any], stage: str) -> bool:
+    return any(s.get("name") == stage and s.get("runs") for s in plan.get("stages") or [])
+
+
+def _prepares(params: MigrationParams, plan: dict[str, Any] | None) -> bool:
+    """Whether this real run goes on into the prepare stage (enabled, and a plan that is ready)."""
+    return (
+        not params.dry_run
+        and get_settings().prepare_stage
+        and plan is not None
+        and plan.get("status") == "ready"
+    )
+
+
+def _failure_evidence(exc: ModelshiftError, stage: str) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"stage": stage, "error": str(exc)[:2000], "error_type": type(exc).__name__}
+    if isinstance(exc, DataValidationError):
+        report = report_from_error(exc)
+        if report is not None:
+            evidence["report"] = report.audit_data()
+    return evidence
+
+
+def _prepare(
+    migration_id: str,
+    baseline_digest: str,
+    plan: dict[str, Any],
+    params: MigrationParams,
+    *,
+    phase: MigrationPhase,
+    created: bool,
+) -> MigrationOutcome:
+    """The prepare stage of one migration, from ``phase`` (planned, or preparing when resuming)."""
+    logger = get_run_logger()
+    actor = params.actor
+    target = f"{plan['target']['name']}@{plan['target']['version']}" if plan.get("target") else None
+
+    def outcome(final: MigrationPhase, message: str) -> MigrationOutcome:
+        return MigrationOutcome(
+            migration_id=migration_id,
+            app=params.app,
+            phase=final,
+            created=created,
+            target=target,
+            baseline_digest=baseline_digest,
+            plan=plan,
+            message=message,
+        )
+
+    stages = [name for name in ("fine_tune", "rechunk") if _runs(plan, name)]
+    if phase is MigrationPhase.PLANNED:
+        advance_migration(migration_id, MigrationPhase.PREPARING, actor, evidence={"stages": stages})
+    else:
+        logger.info("migration %s is %s: resuming its prepare stage", migration_id, phase)
+    step = "golden-data"
+    try:
+        validate_golden(migration_id, baseline_digest, actor)
+        tuned = None
+        if "fine_tune" in stages:
+            step = "fine_tune"
+            tuned = fine_tune(migration_id, baseline_digest, plan, actor)
+        chunks = None
+        if "rechunk" in stages:
+            step = "rechunk"
+            chunks = rechunk(migration_id, baseline_digest, plan, actor)
+        step = "deploy"
+        deployment = (
+            tuned.deployment
+            if tuned is not None
+            else deploy(migration_id, baseline_digest, plan, actor).deployment
+        )
+        step = "candidate"
+        candidate = compose(
+            migration_id,
+            baseline_digest,
+            plan,
+            deployment,
+            actor,
+            fine_tuned_model=tuned.fine_tuned_model if tuned is not None else None,
+            rechunked=chunks,
+        )
+    except ModelshiftError as exc:
+        # an expected failure (bad data, Azure's error, quota): the migration fails with the reason; nothing
+        # the baseline serves from was touched
+        advance_migration(migration_id, MigrationPhase.FAILED, actor, evidence=_failure_evidence(exc, step))
+        logger.error("migration %s failed in prepare (%s): %s", migration_id, step, exc)
+        return outcome(MigrationPhase.FAILED, f"prepare failed at {step}: {exc}")
+    except Exception as exc:
+        advance_migration(
+            migration_id, MigrationPhase.FAILED, actor, evidence={"stage": step, "error": str(exc)[:2000]}
+        )
+        raise
+    note = (
+        f"prepared: candidate {candidate.app}@{candidate.version} ({candidate.digest}) on deployment "
+        f"{deployment}; evaluation arrives in a later modelshift release"
+    )
+    advance_migration(
+        migration_id,
+        MigrationPhase.PREPARED,
+        actor,
+        evidence={
+            "candidate_digest": candidate.digest,
+            "candidate_version": candidate.version,
+            "baseline_digest": baseline_digest,
+            "deployment": deployment,
+            "fine_tuned_model": tuned.fine_tuned_model if tuned is not None else None,
+            "index_generation": chunks.generation if chunks is not None else None,
+        },
+    )
+    logger.info("migration %s of %s: %s", migration_id, params.app, note)
+    return outcome(MigrationPhase.PREPARED, note)
 
 
 @flow(name="model-migration", flow_run_name="migrate-{params.app}", validate_parameters=True)
 def model_migration(params: MigrationParams) -> MigrationOutcome:
-    """Migrate one app's production bundle to a new model (assess and plan in this release)."""
+    """Migrate one app's production bundle to a new model: assess, plan and (when enabled) prepare."""
     logger = get_run_logger()
     assessment = assess_app(params.app, params.target, params.as_of)
     logger.info(
@@ -33,6 +161,11 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
     run_id = flow_run.get_id()
     started = open_migration(params, assessment, run_id)
     record = started.migration
+    if not started.created and record.phase in _RESUMABLE and _prepares(params, record.plan):
+        assert record.plan is not None  # _prepares checked it
+        return _prepare(
+            record.id, record.baseline_digest, record.plan, params, phase=record.phase, created=False
+        )
     if not started.created:
         logger.info(
             "migration %s already covers %s -> %s (phase %s); starting nothing new",
@@ -84,12 +217,23 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
         )
     if params.dry_run:
         final, note = MigrationPhase.DRY_RUN_DONE, "dry run: assessed and planned, nothing changed"
+    elif _prepares(params, plan_data):
+        final, note = MigrationPhase.PLANNED, "planned; preparing the candidate next"
     else:
         final = MigrationPhase.PLANNED
         note = "planned; the prepare, evaluate, canary and promote stages arrive in later modelshift releases"
     advance_migration(record.id, final, params.actor, evidence={"note": note}, plan=plan_data)
     publish_plan(plan, assessment, record.id, str(final))
     logger.info("migration %s of %s: %s (%s)", record.id, params.app, final, note)
+    if final is MigrationPhase.PLANNED and _prepares(params, plan_data):
+        return _prepare(
+            record.id,
+            assessment.baseline_digest or "",
+            plan_data,
+            params,
+            phase=MigrationPhase.PLANNED,
+            created=True,
+        )
     return MigrationOutcome(
         migration_id=record.id,
         app=params.app,

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     price_table_file: Path | None = Field(
         default=None, description="YAML/JSON file of token prices per model merged over the default table."
     )
+    prepare_stage: bool = Field(
+        default=False,
+        description="Run the prepare stage (fine-tune re-run, re-chunk, side-by-side deployment, candidate "
+        "bundle) after a real migration's plan; off: real runs stop at planned.",
+    )
+    finetune_poll_seconds: float = Field(
+        default=30.0, gt=0, description="First wait between polls of a fine-tuning job (backs off to 300 s)."
+    )
     actor: str = Field(
         default="cli", description="Who the audit chain names for actions taken from this shell."
     )

@@ -1,0 +1,62 @@
+"""The fine-tune re-run of the prepare stage: validate the training data for the target, then hand over to
+:class:`modelshift.finetune.FineTuneRun` (resumable: a re-run of the same migration finds its job)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from modelshift.bundle import Bundle
+from modelshift.clock import Clock
+from modelshift.finetune import (
+    EventCallback,
+    FineTuneRequest,
+    FineTuneResult,
+    FineTuneRun,
+    PollPolicy,
+    ResumableFineTuning,
+)
+from modelshift.platforms.base import Deployments, FineTuneJob, ModelRef
+from modelshift.prepare.data import ReportSink, validate_fine_tune_data
+from modelshift.store import Store
+
+#: the longest wait between two polls of a job
+MAX_POLL_SECONDS = 300.0
+
+
+def poll_policy(first_wait: float) -> PollPolicy:
+    """Backoff from ``first_wait`` seconds up to five minutes (never below the first wait)."""
+    return PollPolicy(initial=first_wait, maximum=max(first_wait, MAX_POLL_SECONDS))
+
+
+def rerun_fine_tune(
+    store: Store,
+    baseline: Bundle,
+    target: ModelRef,
+    *,
+    migration_id: str,
+    fine_tuning: ResumableFineTuning,
+    deployments: Deployments,
+    clock: Clock,
+    policy: PollPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    actor: str = "modelshift",
+    on_event: EventCallback | None = None,
+    on_poll: Callable[[FineTuneJob], None] | None = None,
+    sink: ReportSink | None = None,
+) -> FineTuneResult:
+    """Validate ``baseline``'s fine-tuning files for ``target`` (DataValidationError with the report when
+    they fail; nothing is uploaded), then re-run its fine-tune on ``target`` and deploy the result."""
+    validate_fine_tune_data(baseline, target, store=store, migration_id=migration_id, actor=actor, sink=sink)
+    request = FineTuneRequest.from_bundle(baseline, target=target, migration_id=migration_id)
+    run = FineTuneRun(
+        request,
+        fine_tuning=fine_tuning,
+        deployments=deployments,
+        store=store,
+        clock=clock,
+        sleep=sleep,
+        policy=policy,
+        actor=actor,
+    )
+    return run.run(on_event=on_event, on_poll=on_poll)
