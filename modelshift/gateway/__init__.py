@@ -1,23 +1,32 @@
 """The bundle gateway: routes each request to ONE bundle by the app's router weights, sticky per user.
 
-:mod:`~modelshift.gateway.routing` picks the bundle (pure), :mod:`~modelshift.gateway.router_view` caches
-the router and runs the lease switch, :func:`observe` reads the recorded requests back per bundle digest
-for the rollout analysis.
+``create_app(Gateway(store, factory, clock=..., workdir=...))`` is the ASGI app; ``modelshift gateway
+serve`` runs it. :func:`observe` reads the recorded requests back per bundle digest for the rollout analysis.
 """
 
 from __future__ import annotations
 
+from modelshift.gateway.app import SESSION_HEADER, create_app
 from modelshift.gateway.metrics import DigestWindow, RequestRecord, observe
 from modelshift.gateway.router_view import NoProductionError, RouterView, expire_lease
 from modelshift.gateway.routing import bucket, choose, key_hash, pick, serving_plan, sticky_key
+from modelshift.gateway.runtimes import RuntimeCache, RuntimeFactory, default_factory
+from modelshift.gateway.service import Gateway, Served
 
 __all__ = [
+    "SESSION_HEADER",
     "DigestWindow",
+    "Gateway",
     "NoProductionError",
     "RequestRecord",
     "RouterView",
+    "RuntimeCache",
+    "RuntimeFactory",
+    "Served",
     "bucket",
     "choose",
+    "create_app",
+    "default_factory",
     "expire_lease",
     "key_hash",
     "observe",

@@ -60,7 +60,9 @@ def scenario() -> dict[str, Any]:
     return data
 
 
-def write_bundle(root: Path, app: str, version: str, colour: str, deployment: str) -> Bundle:
+def write_bundle(
+    root: Path, app: str, version: str, colour: str, deployment: str, *, retrieval: bool = False
+) -> Bundle:
     """A support-chat copy as ``app@version`` on ``deployment``, whose prompt says the flag is ``colour``.
 
     No retrieval: the fact lives in the bundle's own user template, so the answer shows which prompt went
@@ -74,7 +76,8 @@ def write_bundle(root: Path, app: str, version: str, colour: str, deployment: st
     group, account, name, model_version = DEPLOYMENTS[deployment]
     manifest["app"] = app
     manifest["version"] = version
-    manifest["retrieval"] = None
+    if not retrieval:
+        manifest["retrieval"] = None
     manifest["model"].update(
         {
             "resource_group": group,

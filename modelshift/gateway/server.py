@@ -1,0 +1,105 @@
+"""Assembling a gateway from settings, and running one in a background thread (tests, benchmarks).
+
+:func:`open_gateway` wires what ``modelshift gateway serve`` needs: an ARM client (to find each bundle's
+endpoint and deployment limits), one pooled async HTTP client shared by every bundle runtime, and the
+store. :func:`running_gateway` serves an app with uvicorn on a free loopback port until the block ends.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from modelshift.clock import Clock
+from modelshift.errors import ConfigError
+from modelshift.gateway.app import create_app
+from modelshift.gateway.runtimes import RetrieverFor, default_factory
+from modelshift.gateway.service import Gateway
+from modelshift.orchestration import EndpointDirectory
+from modelshift.platforms import azure
+from modelshift.settings import Settings
+from modelshift.store import Store
+
+_STARTUP_TIMEOUT_S = 15.0
+#: connections to the model endpoints, shared by every bundle runtime. Kept small on purpose: httpcore scans
+#: its whole pool on every request state change, so a pool of hundreds costs more CPU than the queueing
+#: it saves (measured with benchmarks/gateway_overhead.py)
+MAX_CONNECTIONS = 32
+#: idle connections kept for reuse; every idle one is probed (a poll syscall) on each request assignment
+MAX_IDLE_CONNECTIONS = 8
+
+
+@contextmanager
+def open_gateway(
+    settings: Settings,
+    store: Store,
+    *,
+    clock: Clock,
+    retriever_for: RetrieverFor | None = None,
+    ttl_s: float = 1.0,
+    flush_ms: float = 200.0,
+    max_rows: int = 500,
+) -> Iterator[Gateway]:
+    """A :class:`Gateway` over ``store`` whose runtimes call the platforms ``settings`` point at."""
+    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IDLE_CONNECTIONS)
+    timeout = httpx.Timeout(60.0, connect=10.0)
+    with httpx.Client(timeout=timeout) as arm_http:
+        arm = azure.arm_client(settings, client=arm_http, clock=clock)
+        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        factory = default_factory(
+            settings, client, EndpointDirectory(arm), clock=clock, retriever_for=retriever_for
+        )
+        workdir = workdir_for(settings)
+        gateway = Gateway(
+            store, factory, clock=clock, workdir=workdir, ttl_s=ttl_s, flush_ms=flush_ms, max_rows=max_rows
+        )
+        # the async client's connections live on the server's event loop: close them there, at shutdown
+        gateway.closers.append(client.aclose)
+        yield gateway
+
+
+def _free_socket(host: str) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(512)
+    return sock
+
+
+@contextmanager
+def running_gateway(gateway: Gateway, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``gateway`` on a free port of ``host`` in a background thread; yields its base URL."""
+    sock = _free_socket(host)
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(gateway), log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"gateway:{port}")
+    thread.daemon = True
+    thread.start()
+    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise ConfigError(f"the gateway did not start on {host}:{port} within {_STARTUP_TIMEOUT_S:.0f}s")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+def workdir_for(settings: Settings) -> Path:
+    """Where the gateway materializes bundles it serves."""
+    return settings.home / "gateway" / "bundles"
