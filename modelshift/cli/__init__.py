@@ -9,6 +9,7 @@ import typer
 
 from modelshift.cli import audit as audit_cmds
 from modelshift.cli import bundle as bundle_cmds
+from modelshift.cli import chunk as chunk_cmds
 from modelshift.cli import demo as demo_cmds
 from modelshift.cli import emulator as emulator_cmds
 from modelshift.cli import migrate as migrate_cmds
@@ -29,6 +30,7 @@ demo_cmds.register(app)
 emulator_cmds.register(app)
 scan_cmds.register(app)
 migrate_cmds.register(app)
+chunk_cmds.register(app)
 
 
 def main() -> None:
