@@ -66,6 +66,9 @@ def use_local_prefect_home(settings: Settings) -> Path:
         # The bundled default profile is ephemeral too; say so explicitly, and keep the UI off.
         os.environ["PREFECT_SERVER_EPHEMERAL_ENABLED"] = "true"
         os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+        # Prefect's 20 s default start-up budget for the ephemeral server times out on a busy 2-core
+        # machine (first start runs its migrations); notes/prefect-3.md §1 and §11.
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return home
 
 

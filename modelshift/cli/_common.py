@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from modelshift.store import Store
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: error messages are never broken mid-line, so they stay greppable and copyable
+err_console = Console(stderr=True, soft_wrap=True)
 
 #: exit codes of the stable CLI surface (DESIGN §7)
 EXIT_OK = 0
