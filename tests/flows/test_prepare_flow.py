@@ -48,6 +48,8 @@ ACCOUNTS = {
     "hr-handbook": AccountRef(subscription_id=SUB, resource_group="rg-hr", name="northwind-aoai-weu"),
 }
 FT_TARGET = "gpt-4.1-mini@2025-04-14"
+#: a fine-tunable target whose jobs this module's scenario makes fail
+FAILING_FT_TARGET = "gpt-4o@2024-11-20"
 
 
 def _scenario() -> Scenario:
@@ -55,6 +57,8 @@ def _scenario() -> Scenario:
     profiles = dict(scenario.profiles)
     quick = FineTuneOutcome(outcome="succeed", duration_minutes=0.05, queue_minutes=0)
     profiles[FT_TARGET] = profiles[FT_TARGET].model_copy(update={"fine_tune": quick})
+    failing = FineTuneOutcome(outcome="fail", duration_minutes=0.05, queue_minutes=0)
+    profiles[FAILING_FT_TARGET] = profiles[FAILING_FT_TARGET].model_copy(update={"fine_tune": failing})
     # 30 scenario seconds per real second: a job's 30 s "created" phase passes in one
     clock = scenario.clock.model_copy(update={"speed": 30.0})
     return scenario.model_copy(update={"lro_delay_seconds": 0.2, "profiles": profiles, "clock": clock})
@@ -295,6 +299,23 @@ def test_bad_data_is_stopped_with_the_gx_report_and_the_migration_fails(
         assert "FAILED" in _artifact(f"gx-{suite}-{app}") or "Failed" in _artifact(f"gx-{suite}-{app}")
     finally:
         get_settings.cache_clear()
+
+
+def test_a_failed_fine_tune_fails_the_migration_with_azures_error(prep: PrepEnv) -> None:
+    before = prep.deployments("claims-assistant")
+    outcome = model_migration(_params("claims-assistant", target=FAILING_FT_TARGET))
+    assert outcome.phase is MigrationPhase.FAILED
+    assert "prepare failed at fine_tune" in outcome.message and "scenario outcome: fail" in outcome.message
+    assert len(prep.fine_tune_jobs()) == 1
+    assert prep.deployments("claims-assistant") == before
+    with prep.store() as store:
+        finished = store.audit_events(migration_id=outcome.migration_id)[-1]
+        assert finished.reason == "migration.finished" and finished.data["to"] == "failed"
+        assert finished.data["error_type"] == "FineTuneFailedError" and finished.data["stage"] == "fine_tune"
+        assert [b.version for b in store.list_bundles(app="claims-assistant")] == ["1.0.0"]
+        assert store.get_bundle("claims-assistant", "1.0.0").status == "production"
+    # no candidate bundle was written
+    assert not (prep.bundles / "claims-assistant" / "1.1.0").exists()
 
 
 @flow
