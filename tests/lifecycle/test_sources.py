@@ -18,7 +18,7 @@ from modelshift.lifecycle import AssessmentStatus, AsyncArmReader, fetch_live, l
 from modelshift.settings import Settings
 from tests.lifecycle.conftest import AS_OF, example
 
-CONTRACTS = Path(__file__).resolve().parents[3] / "shared" / "azure-contracts"
+CONTRACTS = Path(__file__).resolve().parents[1] / "contracts" / "azure"
 SUB = "00000000-0000-0000-0000-000000000001"
 BUNDLES = [example(a) for a in ("support-chat", "claims-assistant", "hr-handbook")]
 
@@ -108,8 +108,6 @@ def test_spec_example_recordings_from_the_contracts() -> None:
         CONTRACTS / "arm-location-models-list.2026-09-01.json",
         CONTRACTS / "arm-deployments-list.2024-10-01.json",
     ]
-    if not all(f.exists() for f in files):
-        pytest.skip("shared/azure-contracts not beside the repo")
     snapshot = load_recordings([str(files[0])], [str(files[1])])
     assert snapshot.catalogs and "westus" in snapshot.catalogs  # location read from the example's parameters
     assert snapshot.deployments and snapshot.deployments[0].account.name == "accountName"
