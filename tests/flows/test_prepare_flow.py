@@ -30,7 +30,7 @@ from modelshift.grounding.index import LocalIndexStore
 from modelshift.migration import MigrationPhase, MigrationStore, Trigger
 from modelshift.migration.params import MigrationOutcome, MigrationParams
 from modelshift.platforms.azure import arm_client, openai_client
-from modelshift.platforms.base import AccountRef
+from modelshift.platforms.base import AccountRef, DeploymentSpec, ModelRef
 from modelshift.registry import register
 from modelshift.settings import Settings, get_settings
 from modelshift.store import Store
@@ -203,6 +203,25 @@ def test_support_chat_gets_a_side_by_side_deployment_and_a_candidate(prep: PrepE
     assert prep.deployments("support-chat") == after
     with prep.store() as store:
         assert len(store.list_bundles(app="support-chat")) == 2
+
+
+def test_a_plan_blocked_by_quota_stops_at_planned_and_prepares_nothing(prep: PrepEnv) -> None:
+    # another deployment takes the eastus gpt-4o GlobalStandard quota: 50 + 380 of 450 leaves 20, 50 needed
+    with httpx.Client(timeout=30) as client:
+        arm = arm_client(prep.settings(), client=client)
+        arm.poll_interval = 0.1
+        spec = DeploymentSpec(
+            model=ModelRef(name="gpt-4o", version="2024-08-06"), sku_name="GlobalStandard", capacity=380
+        )
+        arm.create_or_update(ACCOUNTS["support-chat"], "quota-hog", spec)
+    before = prep.deployments("support-chat")
+    outcome = model_migration(_params("support-chat"))
+    assert outcome.phase is MigrationPhase.PLANNED
+    assert outcome.plan is not None and outcome.plan["status"] == "blocked"
+    assert prep.deployments("support-chat") == before
+    with prep.store() as store:
+        assert "migration.started" not in _reasons(store, outcome.migration_id or "")[2:]
+        assert [b.version for b in store.list_bundles(app="support-chat")] == ["1.0.0"]
 
 
 def test_the_fine_tuned_app_reruns_its_fine_tune_and_gets_a_candidate(prep: PrepEnv) -> None:
