@@ -377,3 +377,26 @@ def test_a_crash_mid_stage_resumes_without_duplicate_jobs_or_deployments(prep: P
     again = model_migration(_params("claims-assistant", target=FT_TARGET))
     assert again.phase is MigrationPhase.PREPARED and again.migration_id == mid
     assert prep.fine_tune_jobs() == jobs and prep.deployments("claims-assistant") == deployed
+
+
+def test_a_migration_left_planned_is_prepared_by_the_next_run(prep: PrepEnv) -> None:
+    # e.g. planned by a release (or a run) without the prepare stage, or a crash right after planning
+    dry = model_migration(_params("support-chat", dry_run=True))
+    assert dry.plan is not None and dry.baseline_digest is not None
+    with prep.store() as store:
+        migrations = MigrationStore(store)
+        started = migrations.start(
+            app="support-chat", baseline_digest=dry.baseline_digest, target=dry.target, trigger="cli",
+            reason="earlier", actor="tester", parameters={},
+        )  # fmt: skip
+        planned = started.migration.id
+        migrations.advance(planned, MigrationPhase.ASSESSING, actor="tester")
+        migrations.advance(planned, MigrationPhase.PLANNED, actor="tester", plan=dry.plan)
+    outcome = model_migration(_params("support-chat"))
+    assert outcome.migration_id == planned and not outcome.created
+    assert outcome.phase is MigrationPhase.PREPARED, outcome.message
+    with prep.store() as store:
+        reasons = _reasons(store, planned)
+        assert reasons[3:5] == ["migration.started", "data.validated"]  # preparing, then the golden check
+        assert store.audit_events(migration_id=planned)[3].data["stage"] == "preparing"
+        assert store.get_bundle("support-chat", "1.1.0").status == "candidate"
