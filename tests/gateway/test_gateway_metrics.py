@@ -184,3 +184,16 @@ def test_writer_into_the_store(tmp_path: Path) -> None:
         windows = observe(opened, "shop", START, START + timedelta(hours=1))
         assert windows["d1"].requests == 120
         assert writer.batches >= 3  # batched, not one insert per request
+
+
+def test_windows_feed_the_rollout_analysis(store: Store) -> None:
+    from modelshift.rollout.window import observation_from_window
+
+    insert_records(store, [_rec(0), _rec(1, status=429, error_class="ThrottledError"), _rec(2)])
+    set_feedback(store, "shop", "r00000", 0.0, START)
+    window = observe(store, "shop", START, START + timedelta(seconds=10))["d1"]
+    observation = observation_from_window(window)
+    assert (observation.requests, observation.errors) == (3, 1)
+    assert observation.latencies_ms == [10.0, 12.0]
+    assert observation.tokens_per_request == [120.0, 120.0]
+    assert (observation.feedback_up, observation.feedback_down) == (0, 1)
