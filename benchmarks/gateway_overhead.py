@@ -94,7 +94,7 @@ def _run_backend(kind: str, port: int) -> None:
     uvicorn.run(create_app(scenario), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 
 
-def _run_gateway(home: str, db_url: str, backend_url: str, port: int) -> None:
+def _run_gateway(home: str, db_url: str, backend_url: str, port: int, httpx_transport: bool) -> None:
     from modelshift.clock import utcnow
     from modelshift.gateway.app import create_app
     from modelshift.gateway.runtimes import default_factory
@@ -107,10 +107,9 @@ def _run_gateway(home: str, db_url: str, backend_url: str, port: int) -> None:
         home=Path(home), arm_url=backend_url, api_key="emulator-key", arm_token="emulator-token"
     )
     store = Store.open(db_url)
-    from modelshift.gateway.server import MAX_CONNECTIONS, MAX_IDLE_CONNECTIONS
+    from modelshift.gateway.server import data_plane_client
 
-    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IDLE_CONNECTIONS)
-    client = httpx.AsyncClient(timeout=30, limits=limits)
+    client = data_plane_client(httpx_transport=httpx_transport)
     # the bundle names its endpoint and capacity, so the gateway needs no ARM in this benchmark
     factory = default_factory(settings, client, EndpointDirectory(None))
     gateway = Gateway(store, factory, clock=utcnow, workdir=Path(home) / "gateway")
@@ -270,6 +269,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measured phase")
     parser.add_argument("--backend", choices=["trivial", "emulator"], default="trivial")
+    parser.add_argument(
+        "--httpx-transport",
+        action="store_true",
+        help="gateway uses httpx's pooled transport (for comparison)",
+    )
     args = parser.parse_args()
 
     from modelshift.orchestration import BundleRuntime, generation_params
@@ -284,7 +288,9 @@ def main() -> None:
         bundle = _register_bundle(root, db_url, endpoint)
         backend = ctx.Process(target=_run_backend, args=(args.backend, backend_port), daemon=True)
         gateway = ctx.Process(
-            target=_run_gateway, args=(str(root / "home"), db_url, backend_url, gateway_port), daemon=True
+            target=_run_gateway,
+            args=(str(root / "home"), db_url, backend_url, gateway_port, args.httpx_transport),
+            daemon=True,
         )
         backend.start()
         gateway.start()
@@ -305,6 +311,7 @@ def main() -> None:
             pids = {"gateway": gateway.pid, "backend": backend.pid}
             result = asyncio.run(_measure(direct, through, args.rate, args.seconds, pids))
             result["backend"] = args.backend
+            result["gateway_transport"] = "httpx" if args.httpx_transport else "stream"
             print(json.dumps(result, indent=2))
         finally:
             for process in (gateway, backend):

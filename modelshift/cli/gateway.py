@@ -26,6 +26,11 @@ def serve(
     cache_seconds: float = typer.Option(
         1.0, "--cache-seconds", help="How long router weights are cached before the store is re-read."
     ),
+    httpx_transport: bool = typer.Option(
+        False,
+        "--httpx-transport",
+        help="Call model endpoints through httpx's own transport (needed for proxies or HTTP/2; slower).",
+    ),
 ) -> None:
     """Serve POST /apps/{app}/chat, POST /openai/deployments/{app}/chat/completions, feedback and /healthz."""
     import uvicorn
@@ -37,7 +42,14 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     store = open_store(cfg)
     try:
-        with open_gateway(cfg, store, clock=utcnow, ttl_s=cache_seconds, flush_ms=flush_ms) as gateway:
+        with open_gateway(
+            cfg,
+            store,
+            clock=utcnow,
+            ttl_s=cache_seconds,
+            flush_ms=flush_ms,
+            httpx_transport=httpx_transport,
+        ) as gateway:
             err_console.print(
                 f"modelshift gateway on http://{host}:{port} (store {store.url}); "
                 f"point an Azure OpenAI SDK at it with the app name as the deployment"

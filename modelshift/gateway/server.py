@@ -22,18 +22,29 @@ from modelshift.errors import ConfigError
 from modelshift.gateway.app import create_app
 from modelshift.gateway.runtimes import RetrieverFor, default_factory
 from modelshift.gateway.service import Gateway
+from modelshift.gateway.transport import StreamTransport
 from modelshift.orchestration import EndpointDirectory
 from modelshift.platforms import azure
 from modelshift.settings import Settings
 from modelshift.store import Store
 
 _STARTUP_TIMEOUT_S = 15.0
-#: connections to the model endpoints, shared by every bundle runtime. Kept small on purpose: httpcore scans
-#: its whole pool on every request state change, so a pool of hundreds costs more CPU than the queueing
-#: it saves (measured with benchmarks/gateway_overhead.py)
+#: with ``httpx_transport``: connections to the model endpoints, shared by every bundle runtime. Kept small
+#: on purpose: httpcore scans its whole pool on every request state change, so a pool of hundreds costs
+#: more CPU than the queueing it saves (measured with benchmarks/gateway_overhead.py)
 MAX_CONNECTIONS = 32
 #: idle connections kept for reuse; every idle one is probed (a poll syscall) on each request assignment
 MAX_IDLE_CONNECTIONS = 8
+
+
+def data_plane_client(*, httpx_transport: bool = False) -> httpx.AsyncClient:
+    """The async client every bundle runtime shares: the lean :class:`StreamTransport` by default, or
+    httpx's own pooled transport (proxies, HTTP/2) with ``httpx_transport``."""
+    timeout = httpx.Timeout(60.0, connect=10.0)
+    if httpx_transport:
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IDLE_CONNECTIONS)
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
+    return httpx.AsyncClient(timeout=timeout, transport=StreamTransport())
 
 
 @contextmanager
@@ -46,13 +57,12 @@ def open_gateway(
     ttl_s: float = 1.0,
     flush_ms: float = 200.0,
     max_rows: int = 500,
+    httpx_transport: bool = False,
 ) -> Iterator[Gateway]:
     """A :class:`Gateway` over ``store`` whose runtimes call the platforms ``settings`` point at."""
-    limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_IDLE_CONNECTIONS)
-    timeout = httpx.Timeout(60.0, connect=10.0)
-    with httpx.Client(timeout=timeout) as arm_http:
+    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as arm_http:
         arm = azure.arm_client(settings, client=arm_http, clock=clock)
-        client = httpx.AsyncClient(timeout=timeout, limits=limits)
+        client = data_plane_client(httpx_transport=httpx_transport)
         factory = default_factory(
             settings, client, EndpointDirectory(arm), clock=clock, retriever_for=retriever_for
         )

@@ -48,12 +48,15 @@ def test_register_adds_gateway_serve_with_its_options() -> None:
 
     result = CliRunner().invoke(root, ["gateway", "serve", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--host", "--port", "--flush-ms", "--cache-seconds"):
+    for option in ("--host", "--port", "--flush-ms", "--cache-seconds", "--httpx-transport"):
         assert option in result.output
 
 
 @pytest.mark.slow
-def test_serve_answers_and_flushes_metrics_on_shutdown(tmp_path: Path, emulator: EmulatorHandle) -> None:
+@pytest.mark.parametrize("transport", [[], ["--httpx-transport"]], ids=["stream", "httpx"])
+def test_serve_answers_and_flushes_metrics_on_shutdown(
+    tmp_path: Path, emulator: EmulatorHandle, transport: list[str]
+) -> None:
     db = tmp_path / "state.db"
     url = f"sqlite:///{db}"
     with Store.open(url) as store:
@@ -69,7 +72,18 @@ def test_serve_answers_and_flushes_metrics_on_shutdown(tmp_path: Path, emulator:
         "MODELSHIFT_ARM_TOKEN": emulator.bearer_token,
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", RUN_CLI, "gateway", "serve", "--port", str(port), "--flush-ms", "60000"],
+        [
+            sys.executable,
+            "-c",
+            RUN_CLI,
+            "gateway",
+            "serve",
+            "--port",
+            str(port),
+            "--flush-ms",
+            "60000",
+            *transport,
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
