@@ -112,7 +112,7 @@ def _print(result: PairResult, baseline: Bundle, candidate: Bundle) -> None:
             markup=False,
             highlight=False,
         )
-    console.print(result.report.render_text(), markup=False, highlight=False)
+    console.print(result.report.render_text(), markup=False, highlight=False, soft_wrap=True)
     if result.record is not None:
         console.print(f"evaluation record {result.record.id} written", highlight=False)
     else:

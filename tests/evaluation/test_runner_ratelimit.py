@@ -57,32 +57,39 @@ def test_non_positive_limits_are_refused(tpm: int, rpm: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("level_after_take", "amount", "wait"),
+    ("spends", "amount", "now", "wait"),
     [
-        (600.0, 600.0, 0.0),  # exactly enough: no wait
-        (600.0, 601.0, 0.1),  # one token short at 10 tokens/s
-        (0.0, 100.0, 10.0),
-        (-100.0, 100.0, 20.0),  # debt is paid back first
-        (0.0, 5000.0, 100.0),  # above capacity: wait for a full bucket only
+        ([(0.0, 400.0)], 600.0, 0.0, 0.0),  # exactly enough: no wait
+        ([(0.0, 400.0)], 601.0, 0.0, 60.0),  # one token short: until the spend leaves the window
+        ([(0.0, 400.0), (30.0, 600.0)], 400.0, 30.0, 30.0),  # the older spend frees just enough
+        ([(0.0, 400.0), (30.0, 600.0)], 401.0, 30.0, 60.0),  # one more token: both must leave
+        ([(0.0, 1000.0)], 1.0, 59.999, 0.001),
+        ([(0.0, 1000.0)], 1.0, 60.0, 0.0),  # boundary: a spend leaves exactly one window later
+        ([(0.0, 100.0)], 5000.0, 0.0, 60.0),  # above capacity: wait for an empty window only
+        ([], 5000.0, 0.0, 0.0),
     ],
 )
-def test_bucket_wait(level_after_take: float, amount: float, wait: float) -> None:
-    bucket = TokenBucket(capacity=1000, per_second=10, now=0.0)
-    bucket.take(1000 - level_after_take, 0.0)
-    assert bucket.wait_for(amount, 0.0) == pytest.approx(wait)
+def test_bucket_wait(spends: list[tuple[float, float]], amount: float, now: float, wait: float) -> None:
+    bucket = TokenBucket(capacity=1000, window=60)
+    for at, spent in spends:
+        bucket.take(spent, at)
+    assert bucket.wait_for(amount, now) == pytest.approx(wait)
 
 
-def test_bucket_refills_to_capacity_and_no_further() -> None:
-    bucket = TokenBucket(capacity=100, per_second=10, now=0.0)
-    bucket.take(100, 0.0)
-    bucket.refill(5.0)
-    assert bucket.level == pytest.approx(50)
-    bucket.refill(500.0)
-    assert bucket.level == 100
-    bucket.give(30, 500.0)
-    assert bucket.level == 100
-    bucket.clamp(20, 500.0)
-    assert bucket.level == 20
+def test_bucket_corrections_and_booking() -> None:
+    bucket = TokenBucket(capacity=100, window=60)
+    entry = bucket.take(80, 0.0)
+    bucket.correct(entry, 30)  # charged less than reserved
+    assert bucket.level(1.0) == 70
+    bucket.book(50, 0.5, 1.0)  # someone else spent 50 at t=0.5
+    assert bucket.level(1.0) == 20
+    bucket.book(10, -100.0, 1.0)  # already out of the window: ignored
+    bucket.book(-5, 1.0, 1.0)  # nothing to book
+    assert bucket.level(1.0) == 20
+    assert bucket.level(60.0) == 50  # our spend left; the booked one leaves at 60.5
+    assert bucket.level(60.5) == 100
+    bucket.correct(entry, 0)  # correcting an expired spend changes nothing
+    assert bucket.level(60.5) == 100
 
 
 def test_acquire_waits_for_the_token_bucket() -> None:
@@ -93,20 +100,21 @@ def test_acquire_waits_for_the_token_bucket() -> None:
         for _ in range(6):
             await rl.acquire(1000)  # the fresh window holds exactly six
         assert clock.sleeps == []
-        await rl.acquire(1000)  # the seventh waits for 1000 tokens at 100 tokens/s
+        await rl.acquire(1000)  # the seventh waits until the first leaves the 60 s window
 
     asyncio.run(go())
-    assert clock.now == pytest.approx(10.0)
+    assert clock.now == pytest.approx(60.25)
 
 
 @pytest.mark.parametrize(
     ("rpm", "requests", "seconds"),
     [
         (6, 1, 0.0),
-        (6, 2, 10.0),  # 6 per minute, at most 1 per 10 s window
+        (6, 2, 10.25),  # 6 per minute, at most 1 per 10 s window (+ the edge margin)
         (60, 10, 0.0),  # a 10-second window's worth goes at once ...
-        (60, 11, 1.0),  # ... and no more: one per second after that
-        (60, 12, 2.0),
+        (60, 11, 10.25),  # ... and no more until that window has passed
+        (60, 20, 10.25),
+        (60, 21, 20.5),
     ],
 )
 def test_acquire_waits_for_the_request_bucket(rpm: int, requests: int, seconds: float) -> None:
@@ -141,13 +149,29 @@ def test_headers_clamp_the_bucket() -> None:
 
     async def go() -> None:
         r = await rl.acquire(1000)
-        # someone else used the deployment too: the platform has only 1000 tokens left
+        # someone else used the deployment too: the platform has only 1000 tokens left, not 5000
         rl.settle(r, 1000, RateLimitInfo(remaining_tokens=1000, remaining_requests=50))
         await rl.acquire(1000)
+        assert clock.now == 0.0
         await rl.acquire(1000)
 
     asyncio.run(go())
-    assert clock.now == pytest.approx(10.0)  # 1000 tokens at 100/s
+    assert clock.now == pytest.approx(60.25)
+
+
+def test_our_own_later_requests_are_not_booked_as_someone_elses() -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits(tpm=6000, rpm=600), clock)
+
+    async def go() -> None:
+        first = await rl.acquire(1000)
+        await rl.acquire(1000)  # reached the platform before the first did
+        rl.settle(first, 1000, RateLimitInfo(remaining_tokens=4000))
+        for _ in range(4):
+            await rl.acquire(1000)
+
+    asyncio.run(go())
+    assert clock.now == 0.0
 
 
 def test_throttled_pauses_everyone_and_release_returns_tokens() -> None:
@@ -182,7 +206,7 @@ def test_throttle_wait_without_limits(retry_after: float | None, expected: float
     ("info", "tpm", "rpm"),
     [
         (RateLimitInfo(limit_tokens=30_000, limit_requests=180), 30_000, 180),
-        (RateLimitInfo(remaining_tokens=9_000, remaining_requests=59), 10_000, 60),
+        (RateLimitInfo(remaining_tokens=9_000, remaining_requests=9), 10_000, 60),  # 10 per 10 s
         (RateLimitInfo(remaining_tokens=9_000), 10_000, 60),
     ],
 )
