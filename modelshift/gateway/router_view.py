@@ -1,7 +1,8 @@
 """The gateway's view of each app's router: read from the store, cached briefly, with the lease switch.
 
 Each app's router state, its production bundle and the versions of its bundles are cached for ``ttl_s``
-(1 s by default); the revision is re-read after that and the bundle list only when the revision moved.
+(1 s by default); the revision is then re-read in the background (the bundle list only when the revision
+moved), while requests keep being served from the cached state.
 The serving plan is computed per request from the cached state and the injected clock, so a lease that
 lapses mid-cache takes effect at once. When it has lapsed while a canary has weight, the gateway serves
 100 % production and, once per revision, reverts the stored router by compare-and-set to production only,
@@ -99,6 +100,8 @@ class RouterView:
         self.revert_on_lapse = revert_on_lapse
         self._cache: dict[str, AppRouting] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: apps whose cached routing is being re-read in the background
+        self._refreshing: set[str] = set()
         #: (app, revision) pairs whose lapse this replica already handled
         self._lapsed: set[tuple[str, int]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -106,17 +109,34 @@ class RouterView:
         self.reads = 0
 
     async def routing(self, app: str) -> AppRouting:
-        """The app's cached routing, refreshed when older than ``ttl_s``; NotFoundError for unknown apps."""
+        """The app's routing; NotFoundError for unknown apps.
+
+        Only the first request of an app waits for the store. After ``ttl_s`` the cached routing is still
+        served while ONE background read refreshes it (stale-while-revalidate), so a slow store read never
+        sits in a request's latency; the lease is checked per request against the clock either way."""
         cached = self._cache.get(app)
-        if cached is not None and time.monotonic() - cached.fetched_at < self.ttl_s:
+        if cached is not None:
+            if time.monotonic() - cached.fetched_at >= self.ttl_s and app not in self._refreshing:
+                self._refreshing.add(app)
+                self._spawn(self._refresh(app, cached))
             return cached
-        lock = self._locks.setdefault(app, asyncio.Lock())
-        async with lock:
+        async with self._locks.setdefault(app, asyncio.Lock()):
             cached = self._cache.get(app)
-            if cached is None or time.monotonic() - cached.fetched_at >= self.ttl_s:
-                cached = await asyncio.to_thread(self._load, app, cached)
+            if cached is None:
+                cached = await asyncio.to_thread(self._load, app, None)
                 self._cache[app] = cached
         return cached
+
+    async def _refresh(self, app: str, previous: AppRouting) -> None:
+        try:
+            self._cache[app] = await asyncio.to_thread(self._load, app, previous)
+        except NotFoundError:
+            self._cache.pop(app, None)  # the app's bundles are gone: the next request gets the 404
+        except StateError as exc:
+            # the store is unreachable: keep routing by the last known state (the lease still applies)
+            log.warning("gateway: could not refresh the router of %s, serving the cached one: %s", app, exc)
+        finally:
+            self._refreshing.discard(app)
 
     def _load(self, app: str, previous: AppRouting | None) -> AppRouting:
         self.reads += 1
@@ -179,6 +199,6 @@ class RouterView:
         self._cache.pop(routing.app, None)
 
     async def drain(self) -> None:
-        """Wait for pending lease reverts (tests and shutdown)."""
+        """Wait for pending refreshes and lease reverts (tests and shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
