@@ -10,7 +10,9 @@ request is served entirely by the bundle it was routed to.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import httpx
 from modelshift.bundle import Bundle
 from modelshift.bundle.content import BundleContent, bundle_from_content
 from modelshift.clock import Clock, utcnow
+from modelshift.errors import ModelshiftError
 from modelshift.orchestration import (
     BundleRuntime,
     EndpointDirectory,
@@ -59,15 +62,24 @@ def default_factory(
 
 
 class RuntimeCache:
-    """digest -> BundleRuntime, built on first use from the store; one build per digest at a time."""
+    """digest -> BundleRuntime, built on first use from the store; one build per digest at a time.
 
-    def __init__(self, store: Store, factory: RuntimeFactory, workdir: Path) -> None:
+    A failed build (a bundle whose deployment or index cannot be opened) is remembered for
+    ``retry_after_s`` so a burst of requests does not rebuild it on every call; the error is re-raised.
+    Materialized bundles live in one private directory per cache, removed by :meth:`close`."""
+
+    def __init__(
+        self, store: Store, factory: RuntimeFactory, workdir: Path, *, retry_after_s: float = 10.0
+    ) -> None:
         self.store = store
         self.factory = factory
         self.workdir = workdir
+        self.retry_after_s = retry_after_s
         self._runtimes: dict[str, BundleRuntime] = {}
+        self._failures: dict[str, tuple[float, ModelshiftError]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        #: runtimes built (tests assert the cache works)
+        self._root: Path | None = None
+        #: build attempts (tests assert the cache works)
         self.builds = 0
 
     async def get(self, digest: str) -> BundleRuntime:
@@ -78,15 +90,36 @@ class RuntimeCache:
         async with self._locks.setdefault(digest, asyncio.Lock()):
             runtime = self._runtimes.get(digest)
             if runtime is None:
-                runtime = await asyncio.to_thread(self._build, digest)
+                failed = self._failures.get(digest)
+                if failed is not None and time.monotonic() - failed[0] < self.retry_after_s:
+                    raise failed[1]
+                try:
+                    runtime = await asyncio.to_thread(self._build, digest)
+                except ModelshiftError as exc:
+                    self._failures[digest] = (time.monotonic(), exc)
+                    raise
+                self._failures.pop(digest, None)
                 self._runtimes[digest] = runtime
         return runtime
 
     def _build(self, digest: str) -> BundleRuntime:
+        self.builds += 1
         registered = self.store.get_bundle_by_digest(digest)
         content = BundleContent(manifest=registered.manifest, files=registered.files)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        dest = Path(tempfile.mkdtemp(prefix=f"{registered.app}-{registered.version}-", dir=self.workdir))
-        bundle = bundle_from_content(content, dest, digest=digest, blobs=self.store.bundle_blobs(digest))
-        self.builds += 1
-        return self.factory(bundle)
+        if self._root is None:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            self._root = Path(tempfile.mkdtemp(prefix="runtimes-", dir=self.workdir))
+        dest = Path(tempfile.mkdtemp(prefix=f"{registered.app}-{registered.version}-", dir=self._root))
+        try:
+            bundle = bundle_from_content(content, dest, digest=digest, blobs=self.store.bundle_blobs(digest))
+            return self.factory(bundle)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+
+    def close(self) -> None:
+        """Forget every runtime and remove the materialized bundles."""
+        self._runtimes.clear()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+            self._root = None

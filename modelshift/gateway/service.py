@@ -93,6 +93,7 @@ class Gateway:
         """Finish pending lease reverts and write the queued metrics."""
         await self.router.drain()
         self.writer.close()
+        self.runtimes.close()
         for close in self.closers:
             await close()
 

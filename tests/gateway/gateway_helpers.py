@@ -27,6 +27,8 @@ DEPLOYMENTS = {
     "faq-4o-mini": ("rg-support", "contoso-aoai-eus", "gpt-4o-mini", "2024-07-18"),
     "hr-35t": ("rg-hr", "northwind-aoai-weu", "gpt-35-turbo", "0125"),
     "legacy-35-0613": ("rg-legacy", "tailspin-ai-eus2", "gpt-35-turbo", "0613"),
+    # an account ARM does not know: the gateway cannot resolve the bundle's endpoint
+    "ghost": ("rg-support", "no-such-account", "gpt-4o", "2024-11-20"),
 }
 
 QUESTION = "What colour is the gateway flag?"

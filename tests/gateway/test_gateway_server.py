@@ -301,3 +301,20 @@ def test_rag_bundle_answers_from_its_own_index_with_sources(
     # the chunks came from the bundle's own index generation (built under MODELSHIFT_HOME on first use)
     assert "plans-and-pricing.md" in body["sources"]
     assert body["answer"]
+
+
+def test_a_bundle_the_gateway_cannot_build_is_500_naming_the_fix_and_not_rebuilt_per_request(
+    live: LiveGateway, store: Store, tmp_path: Path, clock: MovableClock
+) -> None:
+    bundle = write_bundle(tmp_path, "ghost", "1.0.0", "red", "ghost")
+    adopt(store, bundle)
+    since = clock.now
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        responses = [_chat(client, "ghost") for _ in range(3)]
+    assert [r.status_code for r in responses] == [500, 500, 500]
+    error = responses[0].json()["error"]
+    assert error["code"] == "ConfigError" and "no-such-account" in error["message"]
+    assert live.gateway.runtimes.builds == 1  # the failure is remembered for a while
+    assert live.gateway.writer.flush()
+    window = observe(store, "ghost", since, clock.advance(1))[bundle.digest]
+    assert (window.requests, window.errors) == (3, 3)
