@@ -197,3 +197,19 @@ def test_windows_feed_the_rollout_analysis(store: Store) -> None:
     assert observation.latencies_ms == [10.0, 12.0]
     assert observation.tokens_per_request == [120.0, 120.0]
     assert (observation.feedback_up, observation.feedback_down) == (0, 1)
+
+
+@pytest.mark.postgres
+def test_insert_feedback_and_observe_on_postgresql(postgres_url: str) -> None:
+    with Store.open(postgres_url) as pg:
+        writer = MetricsWriter(lambda b: insert_records(pg, b), flush_ms=20, max_rows=25).start()
+        for i in range(60):
+            writer.record(_rec(i, digest="d1" if i % 3 else "d2"))
+        assert writer.flush()
+        writer.close()
+        assert set_feedback(pg, "shop", "r00001", 1.0, START)
+        windows = observe(pg, "shop", START, START + timedelta(seconds=30))
+        assert {d: w.requests for d, w in windows.items()} == {"d1": 20, "d2": 10}
+        assert windows["d1"].feedback == [1.0]
+        row = get_record(pg, "r00001")
+        assert row is not None and row.started_at == START + timedelta(seconds=1)
