@@ -88,9 +88,16 @@ def _run_backend(kind: str, port: int) -> None:
         uvicorn.run(trivial_backend, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
         return
     from modelshift.emulator.app import create_app
-    from modelshift.emulator.testing import resolve_scenario
+    from modelshift.emulator.scenario import default_scenario_data, parse_scenario
 
-    scenario = resolve_scenario(None).model_copy(update={"latency_scale": 0.0})
+    data = default_scenario_data()
+    data["latency_scale"] = 0.0
+    for sub in data["subscriptions"]:
+        for group in sub["resource_groups"]:
+            for account in group["accounts"]:
+                for dep in account.get("deployments", []):
+                    dep["sku"]["capacity"] = 100_000  # room for the whole run: no 429s in a latency benchmark
+    scenario = parse_scenario(data, "<benchmark scenario>")
     uvicorn.run(create_app(scenario), host="127.0.0.1", port=port, log_level="warning", lifespan="off")
 
 
@@ -305,7 +312,8 @@ def main() -> None:
             api = "2024-10-21"
             direct_url = f"{endpoint}openai/deployments/{deployment}/chat/completions?api-version={api}"
             direct_path = httpx.URL(direct_url).raw_path.decode()
-            direct = (RawClient(backend_url), direct_path, json.dumps(direct_body).encode(), "api-key: k\r\n")
+            key = "api-key: emulator-key\r\n"  # what the gateway sends too (the emulator checks it)
+            direct = (RawClient(backend_url), direct_path, json.dumps(direct_body).encode(), key)
             chat = json.dumps({"question": QUESTION, "user": "bench-user"}).encode()
             through = (RawClient(gateway_base), f"/apps/{APP}/chat", chat, "")
             pids = {"gateway": gateway.pid, "backend": backend.pid}
