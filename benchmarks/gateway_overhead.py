@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import multiprocessing
 import shutil
@@ -121,7 +122,8 @@ def _run_gateway(home: str, db_url: str, backend_url: str, port: int, httpx_tran
     factory = default_factory(settings, client, EndpointDirectory(None))
     gateway = Gateway(store, factory, clock=utcnow, workdir=Path(home) / "gateway")
     gateway.closers.append(client.aclose)
-    uvicorn.run(create_app(gateway), host="127.0.0.1", port=port, log_level="warning")
+    gc.freeze()  # as `modelshift gateway serve` does: startup objects leave the collector's generations
+    uvicorn.run(create_app(gateway), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 def _wait_up(url: str, timeout: float = 30.0) -> None:

@@ -5,6 +5,7 @@ Register with :func:`register` in ``modelshift/cli/__init__.py``.
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import typer
@@ -54,7 +55,10 @@ def serve(
                 f"modelshift gateway on http://{host}:{port} (store {store.url}); "
                 f"point an Azure OpenAI SDK at it with the app name as the deployment"
             )
-            uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning")
+            # everything built so far lives for the whole process: keep the collector from rescanning it
+            gc.freeze()
+            # no access log: every request is already recorded in request_metrics
+            uvicorn.run(create_app(gateway), host=host, port=port, log_level="warning", access_log=False)
     finally:
         store.close()
 

@@ -89,7 +89,7 @@ def running_gateway(gateway: Gateway, host: str = "127.0.0.1") -> Iterator[str]:
     sock = _free_socket(host)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(gateway), log_level="warning", timeout_graceful_shutdown=2, lifespan="on"
+        create_app(gateway), log_level="warning", timeout_graceful_shutdown=2, lifespan="on", access_log=False
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"gateway:{port}")
