@@ -100,11 +100,19 @@ async def evaluate_pair(
         return Runner(limiters[key], config=config, progress=progress)
 
     base_rt, base_target = open_runtime(baseline, settings, directory, client=client)
-    cand_rt, cand_target = open_runtime(candidate, settings, directory, client=client)
-    base_run, cand_run = await asyncio.gather(
-        run_cached(runner_for(base_target), base_rt, data, cache),
-        run_cached(runner_for(cand_target), cand_rt, data, cache),
-    )
+    try:
+        cand_rt, cand_target = open_runtime(candidate, settings, directory, client=client)
+    except BaseException:
+        base_rt.close()
+        raise
+    try:
+        base_run, cand_run = await asyncio.gather(
+            run_cached(runner_for(base_target), base_rt, data, cache),
+            run_cached(runner_for(cand_target), cand_rt, data, cache),
+        )
+    finally:
+        base_rt.close()
+        cand_rt.close()
     base_items = score_run(base_run, baseline, prices)
     cand_items = score_run(cand_run, candidate, prices)
     report = compare(cand_items, base_items, candidate.manifest.evaluation)

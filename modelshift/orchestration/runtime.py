@@ -190,3 +190,9 @@ class BundleRuntime:
     async def answer(self, question: str, conversation: Sequence[Mapping[str, str]] | None = None) -> Answer:
         """Retrieve from the bundle's index, render its prompt, call its deployment."""
         return await self.complete(self.prepare(question, conversation))
+
+    def close(self) -> None:
+        """Release the index generation (its SQLite connection); the runtime cannot retrieve afterwards."""
+        closer = getattr(self.retriever, "close", None)
+        if callable(closer):
+            closer()

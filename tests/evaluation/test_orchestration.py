@@ -336,3 +336,14 @@ def test_open_runtime_answers_from_the_bundle_generation(emu: EmulatorHandle, tm
     assert list((tmp_path / "indexes" / "support-chat").glob("gen-*.db"))
     assert "plans-and-pricing.md" in {p.document for p in answer.contexts}
     assert "$4" in answer.content
+
+
+def test_close_releases_the_generation(tmp_path: Path) -> None:
+    bundle = write_bundle(tmp_path / "b", "1.0.0")
+    index = open_index(bundle, tmp_path / "home")
+    runtime = BundleRuntime(bundle, azure_stub(), index)
+    assert runtime.retrieve("free trial")
+    runtime.close()
+    with pytest.raises(Exception, match="closed"):
+        runtime.retrieve("free trial")
+    BundleRuntime(bundle, azure_stub(), ParagraphRetriever(bundle)).close()  # no close(): nothing to do
