@@ -7,7 +7,7 @@ serve`` runs it. :func:`observe` reads the recorded requests back per bundle dig
 from __future__ import annotations
 
 from modelshift.gateway.app import SESSION_HEADER, create_app
-from modelshift.gateway.metrics import DigestWindow, RequestRecord, observe
+from modelshift.gateway.metrics import DigestWindow, RequestRecord, observe, prune
 from modelshift.gateway.router_view import NoProductionError, RouterView, expire_lease
 from modelshift.gateway.routing import bucket, choose, key_hash, pick, serving_plan, sticky_key
 from modelshift.gateway.runtimes import RuntimeCache, RuntimeFactory, default_factory
@@ -31,6 +31,7 @@ __all__ = [
     "key_hash",
     "observe",
     "pick",
+    "prune",
     "serving_plan",
     "sticky_key",
 ]

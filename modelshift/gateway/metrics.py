@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Float, Index, Integer, String, insert, select, update
+from sqlalchemy import Float, Index, Integer, String, delete, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 # The store package must initialise before anything that imports modelshift.audit (import cycle otherwise).
@@ -182,6 +182,18 @@ def observe(store: Store, app: str, since: datetime, until: datetime) -> dict[st
         .order_by(RequestMetricRow.started_at, RequestMetricRow.request_id)
     )
     return run_read(store.engine, lambda s: _fold(s.scalars(query)), url=store.engine.url)
+
+
+def prune(store: Store, before: datetime, *, app: str | None = None) -> int:
+    """Delete request records that started before ``before`` (of one app, if given); how many went."""
+
+    def work(session: Session) -> int:
+        query = delete(RequestMetricRow).where(RequestMetricRow.started_at < before)
+        if app is not None:
+            query = query.where(RequestMetricRow.app == app)
+        return int(session.execute(query).rowcount)  # type: ignore[attr-defined]  # CursorResult
+
+    return run_write(store.engine, work, url=store.engine.url)
 
 
 def get_record(store: Store, request_id: str) -> RequestMetricRow | None:

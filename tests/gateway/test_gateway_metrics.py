@@ -17,6 +17,7 @@ from modelshift.gateway.metrics import (
     get_record,
     insert_records,
     observe,
+    prune,
     set_feedback,
 )
 from modelshift.gateway.writer import MetricsWriter
@@ -97,6 +98,18 @@ def test_observe_folds_per_digest_and_window(store: Store) -> None:
     assert observe(store, "shop", START + timedelta(hours=1), START + timedelta(hours=2)) == {}
     row = get_record(store, "r00004")
     assert row is not None and row.bundle_digest is None and row.status == 404
+
+
+@pytest.mark.parametrize(
+    ("app", "seconds", "left"),
+    [(None, 0, 4), (None, 2, 2), ("shop", 4, 1), ("hr", 4, 4)],  # cutoff itself is kept (started_at < cutoff)
+)
+def test_prune_drops_records_older_than_the_cutoff(
+    store: Store, app: str | None, seconds: int, left: int
+) -> None:
+    insert_records(store, [_rec(0), _rec(1), _rec(2), _rec(4)])
+    assert prune(store, START + timedelta(seconds=seconds), app=app) == 4 - left
+    assert observe(store, "shop", START, START + timedelta(hours=1))["d1"].requests == left
 
 
 def test_observe_refuses_a_backwards_window(store: Store) -> None:
