@@ -11,7 +11,9 @@ from modelshift.gateway.metrics import DigestWindow, RequestRecord, observe, pru
 from modelshift.gateway.router_view import NoProductionError, RouterView, expire_lease
 from modelshift.gateway.routing import bucket, choose, key_hash, pick, serving_plan, sticky_key
 from modelshift.gateway.runtimes import RuntimeCache, RuntimeFactory, default_factory
+from modelshift.gateway.server import data_plane_client, open_gateway, running_gateway
 from modelshift.gateway.service import Gateway, Served
+from modelshift.gateway.transport import StreamTransport
 
 __all__ = [
     "SESSION_HEADER",
@@ -23,15 +25,19 @@ __all__ = [
     "RuntimeCache",
     "RuntimeFactory",
     "Served",
+    "StreamTransport",
     "bucket",
     "choose",
     "create_app",
+    "data_plane_client",
     "default_factory",
     "expire_lease",
     "key_hash",
     "observe",
+    "open_gateway",
     "pick",
     "prune",
+    "running_gateway",
     "serving_plan",
     "sticky_key",
 ]

@@ -31,7 +31,7 @@ from starlette.routing import Route
 from modelshift.errors import ConfigError, ThrottledError
 from modelshift.gateway.metrics import feedback_value, set_feedback
 from modelshift.gateway.routing import sticky_key
-from modelshift.gateway.service import Gateway, GatewayCallError, Served
+from modelshift.gateway.service import Gateway, GatewayCallError, Served, status_of
 from modelshift.orchestration import Answer
 
 #: header an Azure-compatible caller may use to stick a session to a bundle (the body's ``user`` wins)
@@ -49,8 +49,6 @@ def _error(status: int, code: str, message: str, headers: Mapping[str, str] | No
 
 
 def _call_error(exc: GatewayCallError) -> JSONResponse:
-    from modelshift.gateway.service import status_of
-
     error = exc.error
     status = status_of(error)
     headers = exc.served.headers
