@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -68,6 +69,7 @@ def test_sticky_routing_splits_by_weight_and_never_mixes_bundles(
         for session in list(seen)[:20]:  # the same session stays on the same bundle
             again = _chat(client, "shop", session_id=session)
             assert again.headers["x-modelshift-digest"] == seen[session]
+    assert live.gateway.runtimes.builds == 2  # one runtime per digest, built on first use, then reused
 
 
 def test_each_bundle_calls_its_own_deployment(
@@ -318,3 +320,24 @@ def test_a_bundle_the_gateway_cannot_build_is_500_naming_the_fix_and_not_rebuilt
     assert live.gateway.writer.flush()
     window = observe(store, "ghost", since, clock.advance(1))[bundle.digest]
     assert (window.requests, window.errors) == (3, 3)
+
+
+def test_concurrent_requests_all_answer_and_are_all_recorded(
+    live: LiveGateway, store: Store, tmp_path: Path, clock: MovableClock
+) -> None:
+    prod, canary = _two_bundles(tmp_path, store, 50)
+    since = clock.now
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=live.url, timeout=60) as client:
+            bodies = [{"question": QUESTION, "user": f"c{i}"} for i in range(80)]
+            calls = [client.post("/apps/shop/chat", json=body) for body in bodies]
+            return list(await asyncio.gather(*calls))
+
+    responses = asyncio.run(burst())
+    assert [r.status_code for r in responses] == [200] * 80
+    colour = {prod: "red", canary: "blue"}
+    assert all(colour[r.headers["x-modelshift-digest"]] in r.json()["answer"] for r in responses)
+    assert live.gateway.writer.flush()
+    windows = observe(store, "shop", since, clock.advance(1))
+    assert sum(w.requests for w in windows.values()) == 80
