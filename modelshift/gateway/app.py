@@ -2,7 +2,8 @@
 
 - ``POST /apps/{app}/chat``: ``{question, conversation?, user?, session_id?}`` -> ``{answer, sources, bundle,
   request_id, usage}``.
-- ``POST /openai/deployments/{app}/chat/completions?api-version=...``: the Azure OpenAI chat request shape
+- ``POST /openai/deployments/{app}/chat/completions?api-version=...`` (and
+  ``POST /openai/v1/chat/completions`` with the app as ``model``): the Azure OpenAI chat request shape
   (``messages``; the last user message is the question, earlier user/assistant turns are the conversation,
   the caller's system messages are replaced by the bundle's prompt) -> a ``chat.completion`` object, so an
   application points its SDK's endpoint at the gateway and uses the app name as its deployment.
@@ -139,9 +140,15 @@ def create_app(gateway: Gateway) -> Starlette:
         return JSONResponse(payload, headers=served.headers)
 
     async def completions(request: Request) -> Response:
-        app = request.path_params["app"]
+        # classic route: the app is the deployment in the path; v1 route: the app is the body's "model"
+        app = request.path_params.get("app")
+        where = f"POST {request.url.path}"
         try:
             body = await _body(request)
+            if app is None:
+                app = _optional_str(body, "model")
+                if not app:
+                    raise BadRequest("'model' must name the app (the gateway routes it to the app's bundles)")
             if body.get("stream"):
                 raise BadRequest("stream=true is not supported by the modelshift gateway; send stream=false")
             messages = _turns(body.get("messages"), "messages")
@@ -153,7 +160,7 @@ def create_app(gateway: Gateway) -> Starlette:
             conversation = [m for m in messages[:last_user] if m["role"] in ("user", "assistant")]
             key = sticky_key(_optional_str(body, "user"), request.headers.get(SESSION_HEADER))
         except BadRequest as exc:
-            return _error(400, "BadRequest", f"POST /openai/deployments/{app}/chat/completions: {exc}")
+            return _error(400, "BadRequest", f"{where}: {exc}")
         try:
             answer, served = await gateway.serve(app, question, conversation, key)
         except GatewayCallError as exc:
@@ -219,6 +226,7 @@ def create_app(gateway: Gateway) -> Starlette:
         Route("/apps/{app}/chat", chat, methods=["POST"]),
         Route("/apps/{app}/feedback", feedback, methods=["POST"]),
         Route("/openai/deployments/{app}/chat/completions", completions, methods=["POST"]),
+        Route("/openai/v1/chat/completions", completions, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

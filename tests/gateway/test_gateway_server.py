@@ -341,3 +341,18 @@ def test_concurrent_requests_all_answer_and_are_all_recorded(
     assert live.gateway.writer.flush()
     windows = observe(store, "shop", since, clock.advance(1))
     assert sum(w.requests for w in windows.values()) == 80
+
+
+def test_v1_route_takes_the_app_from_the_model_field(live: LiveGateway, store: Store, tmp_path: Path) -> None:
+    prod = write_bundle(tmp_path, "shop", "1.0.0", "red", "support-chat-4o")
+    adopt(store, prod)
+    messages = [{"role": "user", "content": QUESTION}]
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        ok = client.post("/openai/v1/chat/completions", json={"model": "shop", "messages": messages})
+        missing = client.post("/openai/v1/chat/completions", json={"messages": messages})
+        unknown = client.post("/openai/v1/chat/completions", json={"model": "nope", "messages": messages})
+    assert ok.status_code == 200, ok.text
+    assert ok.headers["x-modelshift-digest"] == prod.digest
+    assert "red" in ok.json()["choices"][0]["message"]["content"]
+    assert missing.status_code == 400 and "'model' must name the app" in missing.json()["error"]["message"]
+    assert unknown.status_code == 404
