@@ -64,6 +64,7 @@ def _prepare(
     *,
     phase: MigrationPhase,
     created: bool,
+    plan_text: str | None = None,
 ) -> MigrationOutcome:
     """The prepare stage of one migration, from ``phase`` (planned, or preparing when resuming)."""
     logger = get_run_logger()
@@ -79,6 +80,7 @@ def _prepare(
             target=target,
             baseline_digest=baseline_digest,
             plan=plan,
+            plan_text=plan_text,
             message=message,
         )
 
@@ -233,6 +235,7 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
             params,
             phase=MigrationPhase.PLANNED,
             created=True,
+            plan_text=plan.text,
         )
     return MigrationOutcome(
         migration_id=record.id,

@@ -48,9 +48,9 @@ class Settings(BaseSettings):
         default=None, description="YAML/JSON file of token prices per model merged over the default table."
     )
     prepare_stage: bool = Field(
-        default=False,
+        default=True,
         description="Run the prepare stage (fine-tune re-run, re-chunk, side-by-side deployment, candidate "
-        "bundle) after a real migration's plan; off: real runs stop at planned.",
+        "bundle) after a real migration's plan; false: real runs stop at planned (plan-only operation).",
     )
     finetune_poll_seconds: float = Field(
         default=30.0, gt=0, description="First wait between polls of a fine-tuning job (backs off to 300 s)."

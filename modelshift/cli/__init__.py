@@ -13,6 +13,7 @@ from modelshift.cli import chunk as chunk_cmds
 from modelshift.cli import demo as demo_cmds
 from modelshift.cli import emulator as emulator_cmds
 from modelshift.cli import eval as eval_cmds
+from modelshift.cli import gateway as gateway_cmds
 from modelshift.cli import migrate as migrate_cmds
 from modelshift.cli import notices as notices_cmds
 from modelshift.cli import scan as scan_cmds
@@ -33,6 +34,7 @@ scan_cmds.register(app)
 migrate_cmds.register(app)
 chunk_cmds.register(app)
 eval_cmds.register(app)
+gateway_cmds.register(app)
 
 
 def main() -> None:

@@ -70,6 +70,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandl
     monkeypatch.setenv("MODELSHIFT_ARM_URL", emulator.arm_url)
     monkeypatch.setenv("MODELSHIFT_ARM_TOKEN", emulator.bearer_token)
     monkeypatch.setenv("MODELSHIFT_API_KEY", emulator.api_key)
+    # candidate bundles are written here, never into the checkout's bundles/
+    monkeypatch.setenv("MODELSHIFT_BUNDLES_DIR", str(tmp_path / "bundles"))
     get_settings.cache_clear()
     with Store.open(url) as store:
         register_examples(store)

@@ -59,7 +59,8 @@ def test_migrate_dry_run_prints_id_phase_and_plan_and_keeps_prefect_inside_the_h
 
     text = _run(env, "support-chat", "--target", "gpt-4.1@2025-04-14")
     assert text.returncode == 0, text.stderr[-3000:]
-    assert "planned" in text.stdout and "Migration plan for support-chat" in text.stdout
+    # a real run goes on through the prepare stage: side-by-side deployment and a candidate bundle
+    assert "prepared" in text.stdout and "Migration plan for support-chat" in text.stdout
 
 
 @pytest.mark.parametrize(

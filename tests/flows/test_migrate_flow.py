@@ -11,6 +11,7 @@ from flows.migrate import model_migration
 from modelshift.errors import MigrationConflictError, NotFoundError
 from modelshift.migration import MigrationPhase, MigrationStore, Trigger
 from modelshift.migration.params import MigrationOutcome, MigrationParams
+from modelshift.settings import get_settings
 from tests.flows.conftest import Env
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,11 @@ def test_dry_run_assesses_plans_records_and_ends_dry_run_done(env: Env) -> None:
     assert artifact is not None and "gpt-4o@2024-11-20" in str(artifact.data)
 
 
-def test_real_run_ends_planned_and_a_repeat_starts_nothing_new(env: Env) -> None:
+def test_real_run_ends_planned_and_a_repeat_starts_nothing_new(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELSHIFT_PREPARE_STAGE", "false")  # plan-only operation
+    get_settings.cache_clear()
     first = model_migration(_params())
     assert first.created and first.phase is MigrationPhase.PLANNED
     assert "later modelshift releases" in first.message
