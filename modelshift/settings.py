@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     actor: str = Field(
         default="cli", description="Who the audit chain names for actions taken from this shell."
     )
+    retire_grace_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Seconds after a promotion before the retired baseline's deployment is deleted "
+        "(0: at once).",
+    )
+    canary_poll_seconds: float = Field(
+        default=15.0, gt=0, description="Longest sleep of the canary flow between two controller decisions."
+    )
 
     @field_validator("arm_url")
     @classmethod
