@@ -18,6 +18,8 @@ class MigrationPhase(StrEnum):
     #: the candidate is composed, registered and deployed; the next stage (evaluate) has not started
     PREPARED = "prepared"
     EVALUATING = "evaluating"
+    #: the candidate passed the offline gate (bundle status evaluated); the canary stage has not started
+    EVALUATED = "evaluated"
     CANARY = "canary"
     PROMOTING = "promoting"
     ROLLING_BACK = "rolling_back"
@@ -48,7 +50,9 @@ TRANSITIONS: Mapping[MigrationPhase, frozenset[MigrationPhase]] = {
     _P.PLANNED: frozenset({_P.PREPARING, _P.FAILED, _P.CANCELLED}),
     _P.PREPARING: frozenset({_P.PREPARED, _P.EVALUATING, _P.FAILED, _P.CANCELLED}),
     _P.PREPARED: frozenset({_P.EVALUATING, _P.FAILED, _P.CANCELLED}),
-    _P.EVALUATING: frozenset({_P.CANARY, _P.FAILED, _P.CANCELLED}),
+    # a failed or inconclusive gate ends in failed (candidate rejected, reason in the evidence)
+    _P.EVALUATING: frozenset({_P.EVALUATED, _P.CANARY, _P.FAILED, _P.CANCELLED}),
+    _P.EVALUATED: frozenset({_P.CANARY, _P.FAILED, _P.CANCELLED}),
     _P.CANARY: frozenset({_P.PROMOTING, _P.ROLLING_BACK, _P.FAILED}),
     _P.PROMOTING: frozenset({_P.SUCCEEDED, _P.ROLLING_BACK, _P.FAILED}),
     _P.ROLLING_BACK: frozenset({_P.ROLLED_BACK, _P.FAILED}),
