@@ -229,6 +229,10 @@ class Applier:
                 case SetWeights(weights=weights, lease_until=lease):
                     self._enter_canary(spec)
                     self.backend.set_weights(spec.app, weights, lease_until=lease, now=now)
+                case RenewLease(until=until) if status.weights:
+                    # Put the controller's weights back if the lease lapsed meanwhile (the gateway then
+                    # reverted to production); else this only renews the lease.
+                    self.backend.set_weights(spec.app, status.weights, lease_until=until, now=now)
                 case RenewLease(until=until):
                     self.backend.renew_lease(spec.app, until, now=now)
                 case RequestApproval():

@@ -1,0 +1,277 @@
+"""The canary-rollout flow against a real gateway on a loopback port and the emulator, driven by traffic.
+
+A good candidate (support-chat on gpt-4o 2024-11-20) is promoted; a candidate the scenario makes worse
+live (gpt-4o 2024-08-06 with injected 500s) is rolled back automatically with verdict failed; a flow that
+fails (approval timeout) rolls back through its failure hook.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from prefect.exceptions import FlowPauseTimeout
+
+from flows.canary import canary_rollout
+from modelshift.audit import Reason
+from modelshift.bundle import Bundle, load_bundle
+from modelshift.clock import utcnow
+from modelshift.emulator.testing import EmulatorHandle, running_emulator
+from modelshift.gateway.server import open_gateway, running_gateway
+from modelshift.platforms import azure
+from modelshift.platforms.base import AccountRef
+from modelshift.registry import register
+from modelshift.rollout import AnalysisPolicy, RolloutPhase
+from modelshift.settings import Settings, get_settings
+from modelshift.store import BundleStatus, Store
+from tests.gateway.gateway_helpers import DEPLOYMENTS, QUESTION, scenario, write_bundle
+
+pytestmark = pytest.mark.slow
+
+APP = "support-chat"
+ACCOUNT = "contoso-aoai-eus"
+GOOD, WORSE = "chat-4o-1120", "chat-4o-0806"
+DEPLOYMENTS[GOOD] = ("rg-support", ACCOUNT, "gpt-4o", "2024-11-20")
+DEPLOYMENTS[WORSE] = ("rg-support", ACCOUNT, "gpt-4o", "2024-08-06")
+#: a short canary: 25 % with one analysis, then 100 %
+CANARY = {
+    "steps": [25, 100],
+    "min_requests_per_step": 20,
+    "step_duration_seconds": 6,
+    "max_step_extensions": 2,
+    "approval_required": False,
+    "on_inconclusive": "rollback",
+}
+#: latency and tokens of two emulated model versions differ by design; the error rate decides here
+ANALYSIS = AnalysisPolicy(min_requests=20, latency_tolerance=1.0, tokens_tolerance=1.0)
+
+
+def _scenario() -> dict[str, Any]:
+    data = scenario()
+    for sub in data["subscriptions"]:
+        for group in sub["resource_groups"]:
+            for account in group["accounts"]:
+                if account["name"] == ACCOUNT:
+                    for name in (GOOD, WORSE):
+                        version = DEPLOYMENTS[name][3]
+                        account["deployments"].append(
+                            {
+                                "name": name,
+                                "model": {"format": "OpenAI", "name": "gpt-4o", "version": version},
+                                "sku": {"name": "GlobalStandard", "capacity": 5000},
+                            }
+                        )
+    return data
+
+
+@dataclass
+class Canary:
+    """A running gateway over this test's store, the emulator and the two bundles."""
+
+    url: str
+    emulator: EmulatorHandle
+    settings: Settings
+    baseline: str
+    candidate: str
+
+    def store(self) -> Store:
+        """The test's store (close it when done)."""
+        return Store.open(self.settings.resolved_database_url)
+
+    def deployments(self) -> set[str]:
+        """Deployment names of the contoso account, read through ARM."""
+        with httpx.Client(timeout=30) as client:
+            arm = azure.arm_client(self.settings, client=client)
+            ref = AccountRef(
+                subscription_id=self.emulator.subscription_id, resource_group="rg-support", name=ACCOUNT
+            )
+            return {d.name for d in arm.list(ref)}
+
+
+def _candidate(tmp_path: Path, version: str, deployment: str, **canary: Any) -> Bundle:
+    bundle = write_bundle(tmp_path, APP, version, "red", deployment)
+    manifest = yaml.safe_load(bundle.yaml_path.read_text())
+    manifest["canary"] = {**CANARY, **canary}
+    bundle.yaml_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return load_bundle(bundle.yaml_path.parent)
+
+
+def _setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deployment: str, **canary: Any
+) -> Iterator[Canary]:
+    with running_emulator(_scenario(), latency_scale=0.0) as emu:
+        home = tmp_path / "home"
+        settings = Settings(
+            home=home,
+            database_url=f"sqlite:///{tmp_path / 'state.db'}",
+            arm_url=emu.arm_url,
+            arm_token=emu.bearer_token,
+            api_key=emu.api_key,
+        )
+        for key, value in {
+            "MODELSHIFT_HOME": str(home),
+            "MODELSHIFT_DATABASE_URL": settings.resolved_database_url,
+            "MODELSHIFT_ARM_URL": emu.arm_url,
+            "MODELSHIFT_ARM_TOKEN": emu.bearer_token,
+            "MODELSHIFT_API_KEY": emu.api_key,
+            "MODELSHIFT_ACTOR": "canary-test",
+        }.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        baseline = write_bundle(tmp_path, APP, "1.0.0", "red", "support-chat-4o")
+        candidate = _candidate(tmp_path, "2.0.0", deployment, **canary)
+        with Store.open(settings.resolved_database_url) as store:
+            register(store, baseline, actor="test", adopt=True)
+            register(store, candidate, actor="test")
+            store.set_status(candidate.digest, BundleStatus.EVALUATED, actor="test", reason="evaluated")
+            store.record_evaluation(
+                candidate.digest,
+                "golden",
+                True,
+                "successful",
+                {},
+                baseline_digest=baseline.digest,
+                actor="test",
+            )
+        with (
+            Store.open(settings.resolved_database_url) as gateway_store,
+            open_gateway(settings, gateway_store, clock=utcnow, ttl_s=0.05, flush_ms=50, max_rows=50) as gw,
+            running_gateway(gw) as url,
+        ):
+            yield Canary(url, emu, settings, baseline.digest, candidate.digest)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Canary]:
+    """support-chat on gpt-4o 2024-05-13 with a candidate on gpt-4o 2024-11-20."""
+    yield from _setup(tmp_path, monkeypatch, GOOD)
+
+
+@pytest.fixture
+def worse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Canary]:
+    """The same with a candidate on gpt-4o 2024-08-06 whose deployment answers 500 to most requests."""
+    for canary in _setup(tmp_path, monkeypatch, WORSE):
+        canary.emulator.inject_faults(ACCOUNT, WORSE, rate_500=0.7)
+        yield canary
+
+
+@pytest.fixture
+def approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Canary]:
+    """A good candidate whose canary policy asks a person before 100 %."""
+    yield from _setup(tmp_path, monkeypatch, GOOD, approval_required=True)
+
+
+class Traffic:
+    """A bounded traffic generator: a few threads, each request with a fresh session id, until stopped."""
+
+    def __init__(self, url: str, *, limit: int = 600, threads: int = 4) -> None:
+        self.url = url
+        self.limit = limit
+        self.sent = 0
+        self.by_digest: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+
+    def _run(self, seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=self.url, timeout=30) as client:
+            while not self._stop.is_set():
+                with self._lock:
+                    if self.sent >= self.limit:
+                        return
+                    self.sent += 1
+                session = f"user-{rng.randrange(10**9)}"
+                response = client.post(
+                    f"/apps/{APP}/chat", json={"question": QUESTION, "session_id": session}
+                )
+                digest = response.headers.get("x-modelshift-digest", "none")
+                with self._lock:
+                    self.by_digest[digest] = self.by_digest.get(digest, 0) + 1
+                self._stop.wait(0.005)
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def _run(canary: Canary, **kwargs: Any) -> Any:
+    return canary_rollout(
+        APP,
+        canary.baseline,
+        canary.candidate,
+        migration_id=None,
+        poll_seconds=0.3,
+        grace_seconds=0.0,
+        lease_seconds=30,
+        analysis=ANALYSIS,
+        **kwargs,
+    )
+
+
+def test_good_candidate_is_promoted_and_the_baseline_deployment_deleted(good: Canary) -> None:
+    with Traffic(good.url) as traffic:
+        outcome = _run(good)
+    assert outcome.phase is RolloutPhase.PROMOTED, outcome
+    assert traffic.by_digest.get(good.candidate, 0) > 0
+    with good.store() as store:
+        assert store.get_router(APP).weights == {good.candidate: 100}
+        assert store.get_bundle_by_digest(good.candidate).status is BundleStatus.PRODUCTION
+        assert store.get_bundle_by_digest(good.baseline).status is BundleStatus.RETIRED
+        reasons = [e.reason for e in store.audit_events()]
+        assert store.verify_audit().ok
+    assert "support-chat-4o" not in good.deployments()
+    assert GOOD in good.deployments()
+    assert outcome.removed_deployments == ["support-chat-4o"]
+    assert Reason.CANARY_ANALYSIS in reasons
+    assert reasons.count(Reason.CANARY_PROMOTED) == 1
+    # a re-run finds the candidate promoted and changes nothing
+    again = _run(good)
+    assert again.phase is RolloutPhase.PROMOTED
+    assert again.decisions == 0
+
+
+def test_worse_candidate_is_rolled_back_with_verdict_failed(worse: Canary) -> None:
+    with Traffic(worse.url) as traffic:
+        outcome = _run(worse)
+    assert outcome.phase is RolloutPhase.ROLLED_BACK, outcome
+    assert outcome.verdict == "failed"
+    assert "error_rate" in (outcome.reason or "")
+    assert traffic.by_digest.get(worse.candidate, 0) > 0
+    with worse.store() as store:
+        assert store.get_router(APP).weights == {worse.baseline: 100}
+        assert store.get_bundle_by_digest(worse.candidate).status is BundleStatus.ROLLED_BACK
+        assert store.get_bundle_by_digest(worse.baseline).status is BundleStatus.PRODUCTION
+        rolled = [e for e in store.audit_events() if e.reason == Reason.CANARY_ROLLED_BACK]
+    assert len(rolled) == 1
+    assert rolled[0].data["verdict"] == "failed"
+    assert WORSE not in worse.deployments()
+    assert "support-chat-4o" in worse.deployments()
+
+
+def test_a_failed_flow_rolls_back_through_its_hook(approval: Canary) -> None:
+    """The approval before 100 % times out (nobody answers): the flow fails and its hook rolls back."""
+    with Traffic(approval.url), pytest.raises(FlowPauseTimeout):
+        _run(approval, approval_timeout_seconds=2)
+    with approval.store() as store:
+        assert store.get_router(APP).weights == {approval.baseline: 100}
+        assert store.get_bundle_by_digest(approval.candidate).status is BundleStatus.ROLLED_BACK
+        events = store.audit_events()
+    assert Reason.CANARY_APPROVAL_REQUESTED in [e.reason for e in events]
+    hook = [e for e in events if e.reason == Reason.CANARY_ROLLED_BACK]
+    assert len(hook) == 1
+    assert "Failed" in hook[0].data["reason"]
