@@ -32,7 +32,6 @@ from modelshift.store import BundleStatus
 from tasks.canary import (
     CanaryContext,
     canary_step,
-    candidate_status,
     load_spec,
     publish_decision,
     retire_deployment,
@@ -169,14 +168,6 @@ def canary_rollout(
             )
             continue
         _sleep_until(result.wait_until, poll)
-        now_status = candidate_status(candidate_digest)
-        if now_status in done:
-            # a person promoted or rolled back from the CLI: the rollout is over, with their decision
-            logger.info("candidate %s became %s outside this flow; stopping", candidate_digest, now_status)
-            status = status.model_copy(
-                update={"phase": done[now_status], "outcome_reason": f"{now_status} by a manual override"}
-            )
-            break
     update_progress_artifact(artifact_id=progress, progress=100.0)
     if status.phase is RolloutPhase.PROMOTED and result.retire_digest is not None:
         if result.delete_after is not None:

@@ -43,6 +43,10 @@ from tasks.retry import retry_condition_fn
 _RETRIES = 3
 
 
+#: candidate statuses that end a rollout, and the phase it ends in
+_ENDED = {BundleStatus.PRODUCTION: RolloutPhase.PROMOTED, BundleStatus.ROLLED_BACK: RolloutPhase.ROLLED_BACK}
+
+
 class CanaryContext(BaseModel):
     """Who runs the rollout and the knobs the tasks need (plain data, so Prefect can pass it around)."""
 
@@ -121,6 +125,12 @@ def canary_step(
     """Observe the current step's window, decide, carry the decision out; idempotent, so safe to retry."""
     now = utcnow()
     with _applier(ctx) as applier:
+        current = applier.store.get_bundle_by_digest(spec.candidate_digest).status
+        ended = _ENDED.get(current)
+        if ended is not None and status.phase not in (RolloutPhase.PROMOTING, RolloutPhase.ROLLING_BACK):
+            # a person promoted or rolled back from the CLI: the rollout is over, with their decision
+            reason = f"candidate became {current} outside this flow (manual override)"
+            return StepResult(status=status.model_copy(update={"phase": ended, "outcome_reason": reason}))
         observation = None
         if status.step_started_at is not None and status.phase is not RolloutPhase.PENDING:
             windows = observe(applier.store, spec.app, status.step_started_at, now)
@@ -137,13 +147,6 @@ def canary_step(
         retire_digest=outcome.retire_digest,
         delete_after=outcome.delete_after,
     )
-
-
-@task(name="canary-candidate-status", retries=_RETRIES, retry_condition_fn=retry_condition_fn)
-def candidate_status(digest: str) -> BundleStatus:
-    """The candidate's status now (a person may have promoted or rolled it back from the CLI)."""
-    with Store.open(get_settings().resolved_database_url) as store:
-        return store.get_bundle_by_digest(digest).status
 
 
 @task(name="retire-baseline-deployment", retries=_RETRIES, retry_condition_fn=retry_condition_fn)

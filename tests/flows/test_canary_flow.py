@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,3 +276,81 @@ def test_a_failed_flow_rolls_back_through_its_hook(approval: Canary) -> None:
     hook = [e for e in events if e.reason == Reason.CANARY_ROLLED_BACK]
     assert len(hook) == 1
     assert "Failed" in hook[0].data["reason"]
+
+
+def _paused_run_id(name: str, deadline_s: float = 40.0) -> Any:
+    """The id of the paused flow run called ``name`` (polls the Prefect API)."""
+    from prefect.client.orchestration import get_client
+
+    end = time.monotonic() + deadline_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < end:
+            for run in client.read_flow_runs(limit=50):
+                if run.name == name and run.state is not None and run.state.is_paused():
+                    return run.id
+            time.sleep(0.2)
+    raise AssertionError(f"no paused flow run {name} within {deadline_s}s")
+
+
+def test_approval_resumes_with_the_typed_input_and_is_audited(approval: Canary) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    errors: list[BaseException] = []
+
+    def approve() -> None:
+        try:
+            run_id = _paused_run_id(f"canary-{APP}")
+            resume_flow_run(
+                run_id, run_input={"decision": "approve", "approver": "dana", "reason": "looks good"}
+            )
+        except BaseException as exc:  # surfaced in the test thread below
+            errors.append(exc)
+
+    approver = threading.Thread(target=approve, daemon=True)
+    with Traffic(approval.url):
+        approver.start()
+        outcome = _run(approval, approval_timeout_seconds=30)
+    approver.join(timeout=30)
+    assert errors == []
+    assert outcome.phase is RolloutPhase.PROMOTED, outcome
+    with approval.store() as store:
+        approved = [e for e in store.audit_events() if e.reason == Reason.CANARY_APPROVED]
+    assert len(approved) == 1
+    assert approved[0].data["approver"] == "dana"
+    assert approved[0].data["reason"] == "looks good"
+
+
+def test_a_manual_rollback_mid_canary_stops_the_flow(good: Canary) -> None:
+    """``modelshift rollback APP`` while the flow runs: the flow ends rolled back and writes nothing more."""
+    from modelshift.rollout.apply import Applier, DeploymentRemover, StoreRouterBackend, manual_roll_back
+
+    done = threading.Event()
+
+    def override() -> None:
+        with good.store() as store:
+            while not done.is_set():
+                if store.get_router(APP).weights.get(good.candidate):
+                    applier = Applier(
+                        store=store,
+                        backend=StoreRouterBackend(store, actor="oncall"),
+                        remover=DeploymentRemover(None),
+                        actor="oncall",
+                    )
+                    manual_roll_back(applier, APP, reason="pager", now=utcnow())
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=override, daemon=True)
+    thread.start()
+    try:
+        # no traffic: the analysis waits for requests, so the override lands mid-step
+        outcome = _run(good)
+    finally:
+        done.set()
+        thread.join(timeout=10)
+    assert outcome.phase is RolloutPhase.ROLLED_BACK
+    assert "manual override" in (outcome.reason or "")
+    with good.store() as store:
+        assert store.get_router(APP).weights == {good.baseline: 100}
+        rolled = [e for e in store.audit_events() if e.reason == Reason.CANARY_ROLLED_BACK]
+    assert [e.actor for e in rolled] == ["oncall"]
