@@ -13,11 +13,19 @@ from flows.migrate import model_migration
 from flows.scan import retirement_scan
 from modelshift.migration import MigrationPhase, MigrationStore, Trigger
 from modelshift.migration.params import MigrationParams
+from modelshift.settings import get_settings
 from tests.flows.conftest import Env
 
 pytestmark = pytest.mark.slow
 
 AS_OF = date(2026, 1, 15)
+
+
+@pytest.fixture(autouse=True)
+def _plan_only(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about which migrations the scan starts; the stages after the plan have their own."""
+    monkeypatch.setenv("MODELSHIFT_PREPARE_STAGE", "false")
+    get_settings.cache_clear()
 
 
 def _migrations(env: Env) -> list[Any]:
