@@ -354,3 +354,49 @@ def test_a_manual_rollback_mid_canary_stops_the_flow(good: Canary) -> None:
         assert store.get_router(APP).weights == {good.baseline: 100}
         rolled = [e for e in store.audit_events() if e.reason == Reason.CANARY_ROLLED_BACK]
     assert [e.actor for e in rolled] == ["oncall"]
+
+
+def test_killing_the_flow_process_returns_traffic_to_the_baseline_within_the_lease(good: Canary) -> None:
+    """SIGKILL mid-canary: no hook runs; once the 3 s lease lapses the gateway serves only the baseline."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "from flows.canary import canary_rollout\n"
+        "from modelshift.rollout import AnalysisPolicy\n"
+        f"canary_rollout({APP!r}, {good.baseline!r}, {good.candidate!r}, poll_seconds=0.3, lease_seconds=3,"
+        " analysis=AnalysisPolicy(min_requests=20, latency_tolerance=1.0, tokens_tolerance=1.0))\n"
+    )
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, env=env)
+    try:
+        with good.store() as store:
+            deadline = time.monotonic() + 60
+            while not store.get_router(APP).weights.get(good.candidate):
+                assert proc.poll() is None, "the flow process ended before the canary started"
+                assert time.monotonic() < deadline, "the canary never got traffic"
+                time.sleep(0.1)
+            lease = store.get_router(APP).lease_expires_at
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert lease is not None
+    time.sleep(4.0)  # past any lease the dead flow could have written
+    with httpx.Client(base_url=good.url, timeout=30) as client:
+        served = {
+            client.post(f"/apps/{APP}/chat", json={"question": QUESTION, "session_id": f"after-{i}"}).headers[
+                "x-modelshift-digest"
+            ]
+            for i in range(40)
+        }
+    assert served == {good.baseline}
+    with good.store() as store:
+        assert store.get_router(APP).weights == {good.baseline: 100}
+        assert Reason.ROUTER_LEASE_EXPIRED in [e.reason for e in store.audit_events()]
