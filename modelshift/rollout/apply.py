@@ -150,8 +150,14 @@ def aml_deployments(bundles: list[RegisteredBundle]) -> dict[str, str]:
     return out
 
 
+#: bundle statuses that serve or may still serve: their deployment is never deleted
+_LIVE = frozenset(
+    {BundleStatus.CANDIDATE, BundleStatus.EVALUATED, BundleStatus.CANARY, BundleStatus.PRODUCTION}
+)
+
+
 class DeploymentRemover:
-    """Deletes the Azure OpenAI deployment a bundle ran on, unless another serving bundle still uses it."""
+    """Deletes the Azure OpenAI deployment a bundle ran on, unless another live bundle still uses it."""
 
     def __init__(self, deployments: Deployments | None) -> None:
         self.deployments = deployments
@@ -162,10 +168,10 @@ class DeploymentRemover:
         if target is None or self.deployments is None:
             return None
         ref, name = target
-        serving = (BundleStatus.PRODUCTION, BundleStatus.CANARY)
         for other in store.list_bundles(bundle.app):
-            # a prompt-only candidate shares its baseline's deployment: deleting it would cut production
-            if other.digest != bundle.digest and other.status in serving and _deployment_ref(other) == target:
+            # a prompt-only candidate shares its baseline's deployment (and a newer candidate may reuse a
+            # rolled-back one's): deleting it would cut a bundle that serves or may still serve
+            if other.digest != bundle.digest and other.status in _LIVE and _deployment_ref(other) == target:
                 return None
         self.deployments.delete(ref, name)
         return name

@@ -48,6 +48,7 @@ def _scenario() -> dict[str, Any]:
 
 
 DEPLOYMENTS["chat-4o-1120"] = ("rg-support", ACCOUNT, "gpt-4o", "2024-11-20")
+DEPLOYMENTS["chat-4o-0806"] = ("rg-support", ACCOUNT, "gpt-4o", "2024-08-06")
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +223,15 @@ def test_a_shared_deployment_is_kept(store: Store, tmp_path: Path, arm: ArmClien
     applier.apply(spec, decide(spec, RolloutStatus(), None, START), START)
     assert applier.roll_back(APP, spec.candidate_digest, reason="test", evidence={}) == []
     assert "support-chat-4o" in _deployments(arm)
+
+
+def test_a_deployment_a_newer_candidate_reuses_is_kept(store: Store, tmp_path: Path, arm: ArmClient) -> None:
+    spec = _setup(store, tmp_path, deployment="chat-4o-0806")
+    applier = _applier(store, arm)
+    applier.apply(spec, decide(spec, RolloutStatus(), None, START), START)
+    register(store, write_bundle(tmp_path, APP, "3.0.0", "green", "chat-4o-0806"), actor="test")
+    assert applier.roll_back(APP, spec.candidate_digest, reason="test", evidence={}) == []
+    assert "chat-4o-0806" in _deployments(arm)
 
 
 def test_find_canary_names_the_app_when_nothing_is_in_canary(store: Store, tmp_path: Path) -> None:
