@@ -357,7 +357,9 @@ def test_a_manual_rollback_mid_canary_stops_the_flow(good: Canary) -> None:
 
 
 def test_killing_the_flow_process_returns_traffic_to_the_baseline_within_the_lease(good: Canary) -> None:
-    """SIGKILL mid-canary: no hook runs; once the 3 s lease lapses the gateway serves only the baseline."""
+    """SIGKILL mid-canary: no hook runs; once the 3 s lease lapses the gateway serves only the baseline.
+
+    A re-run then restarts the canary from its first step."""
     import os
     import signal
     import subprocess
@@ -400,3 +402,8 @@ def test_killing_the_flow_process_returns_traffic_to_the_baseline_within_the_lea
     with good.store() as store:
         assert store.get_router(APP).weights == {good.baseline: 100}
         assert Reason.ROUTER_LEASE_EXPIRED in [e.reason for e in store.audit_events()]
+        assert store.get_bundle_by_digest(good.candidate).status is BundleStatus.CANARY
+    # a re-run restarts the canary from its first step and takes it to the end
+    with Traffic(good.url):
+        outcome = _run(good)
+    assert outcome.phase is RolloutPhase.PROMOTED, outcome
