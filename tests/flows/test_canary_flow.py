@@ -224,6 +224,14 @@ def _run(canary: Canary, **kwargs: Any) -> Any:
     )
 
 
+def _artifacts(key: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+
 def test_good_candidate_is_promoted_and_the_baseline_deployment_deleted(good: Canary) -> None:
     with Traffic(good.url) as traffic:
         outcome = _run(good)
@@ -240,6 +248,10 @@ def test_good_candidate_is_promoted_and_the_baseline_deployment_deleted(good: Ca
     assert outcome.removed_deployments == ["support-chat-4o"]
     assert Reason.CANARY_ANALYSIS in reasons
     assert reasons.count(Reason.CANARY_PROMOTED) == 1
+    artifacts = _artifacts(f"canary-{APP}")
+    pages = [str(a.data or "") for a in artifacts]
+    assert any(good.candidate in page and "**promoted**" in page for page in pages), pages
+    assert _artifacts(f"canary-progress-{APP}")
     # a re-run finds the candidate promoted and changes nothing
     again = _run(good)
     assert again.phase is RolloutPhase.PROMOTED
