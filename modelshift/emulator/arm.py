@@ -162,21 +162,21 @@ def list_subscriptions(request: Request) -> dict[str, Any]:
 
 
 @router.get("/subscriptions/{sub}/" + _PROVIDER + "/accounts")
-def list_accounts(request: Request, sub: str) -> dict[str, Any]:
+def list_accounts(request: Request, sub: str) -> JSONResponse:
     """Accounts of a subscription."""
     world = world_of(request)
     _check_subscription(world, sub)
     items = [account_body(request, a) for a in world.accounts_in(sub)]
-    return paged(request, items, world.page_size)
+    return JSONResponse(paged(request, items, world.page_size))
 
 
 @router.get("/subscriptions/{sub}/resourceGroups/{rg}/" + _PROVIDER + "/accounts")
-def list_accounts_in_group(request: Request, sub: str, rg: str) -> dict[str, Any]:
+def list_accounts_in_group(request: Request, sub: str, rg: str) -> JSONResponse:
     """Accounts of one resource group."""
     world = world_of(request)
     _check_subscription(world, sub)
     items = [account_body(request, a) for a in world.accounts_in(sub, rg)]
-    return paged(request, items, world.page_size)
+    return JSONResponse(paged(request, items, world.page_size))
 
 
 @router.get(_ACCOUNT)
@@ -187,13 +187,13 @@ def get_account(request: Request, sub: str, rg: str, account: str) -> dict[str, 
 
 
 @router.get(_ACCOUNT + "/deployments")
-def list_deployments(request: Request, sub: str, rg: str, account: str) -> dict[str, Any]:
+def list_deployments(request: Request, sub: str, rg: str, account: str) -> JSONResponse:
     """An account's deployments, paged through nextLink."""
     world = world_of(request)
     with world.lock:
         acc = _account_or_404(world, sub, rg, account)
         items = [deployment_body(world, acc, d) for d in acc.deployments.values()]
-    return paged(request, items, world.page_size)
+    return JSONResponse(paged(request, items, world.page_size))
 
 
 def _deployment_or_404(world: World, acc: Account, name: str) -> Deployment:
@@ -266,7 +266,7 @@ def resume_deployment(request: Request, sub: str, rg: str, account: str, name: s
 
 
 @router.get("/subscriptions/{sub}/" + _PROVIDER + "/locations/{location}/models")
-def location_models(request: Request, sub: str, location: str) -> dict[str, Any]:
+def location_models(request: Request, sub: str, location: str) -> JSONResponse:
     """The model catalog of a location, paged."""
     world = world_of(request)
     _check_subscription(world, sub)
@@ -275,7 +275,7 @@ def location_models(request: Request, sub: str, location: str) -> dict[str, Any]
         for m in world.scenario.catalog
         if m.offered_in(location)
     ]
-    return paged(request, items, world.page_size)
+    return JSONResponse(paged(request, items, world.page_size))
 
 
 def _fine_tuned_body(world: World, acc: Account, model_id: str) -> dict[str, Any] | None:
@@ -301,7 +301,7 @@ def _fine_tuned_body(world: World, acc: Account, model_id: str) -> dict[str, Any
 
 
 @router.get(_ACCOUNT + "/models")
-def account_models(request: Request, sub: str, rg: str, account: str) -> dict[str, Any]:
+def account_models(request: Request, sub: str, rg: str, account: str) -> JSONResponse:
     """Models an account can deploy: its location's catalog (by kind) plus its fine-tuned models."""
     world = world_of(request)
     with world.lock:
@@ -313,7 +313,7 @@ def account_models(request: Request, sub: str, rg: str, account: str) -> dict[st
             if m.offered_in(acc.location) and (m.kind == "OpenAI" or acc.kind == "AIServices")
         ]
         items += [b for b in (_fine_tuned_body(world, acc, i) for i in acc.finetune.models) if b is not None]
-    return paged(request, items, world.page_size)
+    return JSONResponse(paged(request, items, world.page_size))
 
 
 @router.get("/subscriptions/{sub}/" + _PROVIDER + "/locations/{location}/usages")

@@ -57,16 +57,26 @@ def _owner_key(dep: Deployment) -> tuple[str, str]:
     return dep.account.name.lower(), dep.name.lower()
 
 
-def _find_deployment(bundle: BundleRef, snapshot: FleetSnapshot) -> Deployment | None:
+DeploymentIndex = dict[tuple[str, str, str], Deployment]
+
+
+def index_deployments(snapshot: FleetSnapshot) -> DeploymentIndex:
+    """The snapshot's deployments by (subscription, account, name), lower-cased; first one wins."""
+    index: DeploymentIndex = {}
+    for dep in snapshot.deployments or []:
+        index.setdefault((dep.account.subscription_id.lower(), *_owner_key(dep)), dep)
+    return index
+
+
+def _find_deployment(
+    bundle: BundleRef, snapshot: FleetSnapshot, index: DeploymentIndex | None = None
+) -> Deployment | None:
     acct = bundle.account
     if acct is None or snapshot.deployments is None or bundle.deployment is None:
         return None
-    for dep in snapshot.deployments:
-        if _owner_key(dep) == (acct.name.lower(), bundle.deployment.lower()) and (
-            dep.account.subscription_id.lower() == acct.subscription_id.lower()
-        ):
-            return dep
-    return None
+    # one dict lookup per bundle: a fleet scan of N bundles over M deployments stays O(N + M)
+    index = index if index is not None else index_deployments(snapshot)
+    return index.get((acct.subscription_id.lower(), acct.name.lower(), bundle.deployment.lower()))
 
 
 def assess_bundle(
@@ -76,8 +86,10 @@ def assess_bundle(
     as_of: datetime,
     horizon_days: int = DEFAULT_HORIZON_DAYS,
     target: ModelRef | None = None,
+    index: DeploymentIndex | None = None,
 ) -> Assessment:
-    """Assess one production bundle against the snapshot (pure)."""
+    """Assess one production bundle against the snapshot (pure); ``index`` from :func:`index_deployments`
+    saves rebuilding it when many bundles are assessed against one snapshot."""
     if bundle.account is None:
         result = assess(
             bundle,
@@ -96,7 +108,7 @@ def assess_bundle(
         return result.model_copy(update={"findings": [*result.findings, note]})
     return assess(
         bundle,
-        _find_deployment(bundle, snapshot),
+        _find_deployment(bundle, snapshot, index),
         snapshot.catalog_for(bundle.location),
         as_of=as_of,
         horizon_days=horizon_days,
@@ -116,8 +128,11 @@ def scan_fleet(
     """Every production bundle with its assessment, plus deployments owned by no bundle, most urgent first."""
     as_of = ensure_utc(as_of)
     targets = targets or {}
+    index = index_deployments(snapshot)
     rows = [
-        assess_bundle(b, snapshot, as_of=as_of, horizon_days=horizon_days, target=targets.get(b.app))
+        assess_bundle(
+            b, snapshot, as_of=as_of, horizon_days=horizon_days, target=targets.get(b.app), index=index
+        )
         for b in bundles
     ]
     owned = {
