@@ -16,6 +16,7 @@ from modelshift.cli import eval as eval_cmds
 from modelshift.cli import gateway as gateway_cmds
 from modelshift.cli import migrate as migrate_cmds
 from modelshift.cli import notices as notices_cmds
+from modelshift.cli import rollout as rollout_cmds
 from modelshift.cli import scan as scan_cmds
 
 app = typer.Typer(
@@ -35,6 +36,7 @@ migrate_cmds.register(app)
 chunk_cmds.register(app)
 eval_cmds.register(app)
 gateway_cmds.register(app)
+rollout_cmds.register(app)
 
 
 def main() -> None:
