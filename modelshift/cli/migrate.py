@@ -44,7 +44,7 @@ def migrate(
     reason: str = typer.Option("requested from the command line", "--reason", help="Why (for the audit)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Run the model-migration flow for APP (assess and plan in this release) and print its outcome."""
+    """Run the model-migration flow for APP (assess, plan, prepare, evaluate) and print its outcome."""
     from pydantic import ValidationError
 
     from modelshift import launcher
