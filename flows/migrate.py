@@ -8,7 +8,14 @@ check, fine-tune re-run, re-chunk, side-by-side deployment, candidate bundle) an
 
 A re-run of a migration that is still ``planned`` or ``preparing`` (a crash mid-stage) resumes the prepare
 stage of that same migration: every step finds what the earlier run made (job, generation, deployment,
-candidate) instead of making it again. The evaluate, canary and promote stages arrive in later issues.
+candidate) instead of making it again.
+
+With ``MODELSHIFT_EVALUATE_STAGE=true`` a prepared migration goes on: ``evaluating`` (candidate vs baseline on
+the golden data, through the gate), then ``evaluated`` (candidate bundle ``evaluated``) when the gate passes,
+or ``failed`` when it fails or is inconclusive (candidate ``rejected``, its side-by-side deployment deleted,
+baseline and router untouched). A re-run of a migration left ``prepared`` or ``evaluating`` finishes the
+stage, using the evaluation record when one exists (the candidate is not run again). The canary and promote
+stages arrive in later issues.
 """
 
 from __future__ import annotations
@@ -19,11 +26,13 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from modelshift.errors import DataValidationError, ModelshiftError
+from modelshift.evaluation.stage import evaluate_stage_enabled
 from modelshift.migration import MigrationPhase
 from modelshift.migration.params import MigrationOutcome, MigrationParams
 from modelshift.settings import get_settings
 from modelshift.validation import report_from_error
 from tasks.assess import assess_app
+from tasks.evaluate import candidate_of, evaluate_candidate, settle_candidate
 from tasks.plan import plan_app
 from tasks.prepare import compose, deploy, fine_tune, rechunk, validate_golden
 from tasks.records import advance_migration, open_migration
@@ -31,6 +40,8 @@ from tasks.report import publish_plan
 
 #: phases from which a (re-)run carries on with the prepare stage
 _RESUMABLE = frozenset({MigrationPhase.PLANNED, MigrationPhase.PREPARING})
+#: phases from which a (re-)run carries on with the evaluate stage
+_EVALUABLE = frozenset({MigrationPhase.PREPARED, MigrationPhase.EVALUATING})
 
 
 def _runs(plan: dict[str, Any], stage: str) -> bool:
@@ -64,7 +75,7 @@ def _prepare(
     *,
     phase: MigrationPhase,
     created: bool,
-    plan_text: str | None = None,
+    plan_text: str = "",
 ) -> MigrationOutcome:
     """The prepare stage of one migration, from ``phase`` (planned, or preparing when resuming)."""
     logger = get_run_logger()
@@ -127,9 +138,11 @@ def _prepare(
             migration_id, MigrationPhase.FAILED, actor, evidence={"stage": step, "error": str(exc)[:2000]}
         )
         raise
+    evaluates = evaluate_stage_enabled()
     note = (
         f"prepared: candidate {candidate.app}@{candidate.version} ({candidate.digest}) on deployment "
-        f"{deployment}; evaluation arrives in a later modelshift release"
+        f"{deployment}; "
+        + ("evaluating it next" if evaluates else "evaluate with MODELSHIFT_EVALUATE_STAGE=true")
     )
     advance_migration(
         migration_id,
@@ -145,12 +158,80 @@ def _prepare(
         },
     )
     logger.info("migration %s of %s: %s", migration_id, params.app, note)
-    return outcome(MigrationPhase.PREPARED, note)
+    prepared = outcome(MigrationPhase.PREPARED, note)
+    if not evaluates:
+        return prepared
+    return _evaluate(
+        migration_id, baseline_digest, candidate.digest, params, phase=MigrationPhase.PREPARED, base=prepared
+    )
+
+
+def _evaluate(
+    migration_id: str,
+    baseline_digest: str,
+    candidate_digest: str,
+    params: MigrationParams,
+    *,
+    phase: MigrationPhase,
+    base: MigrationOutcome,
+) -> MigrationOutcome:
+    """The evaluate stage of one migration, from ``phase`` (prepared, or evaluating when resuming)."""
+    logger = get_run_logger()
+    actor = params.actor
+    if phase is MigrationPhase.PREPARED:
+        advance_migration(
+            migration_id,
+            MigrationPhase.EVALUATING,
+            actor,
+            evidence={"candidate_digest": candidate_digest, "baseline_digest": baseline_digest},
+        )
+    else:
+        logger.info("migration %s is %s: resuming its evaluate stage", migration_id, phase)
+    try:
+        summary = evaluate_candidate(migration_id, baseline_digest, candidate_digest, actor)
+        settled = settle_candidate(migration_id, summary, actor)
+    except ModelshiftError as exc:
+        # the evaluation could not finish (an endpoint, the store, bad data): the candidate keeps its status
+        # and nothing the baseline serves from was touched
+        advance_migration(
+            migration_id, MigrationPhase.FAILED, actor, evidence=_failure_evidence(exc, "evaluate")
+        )
+        logger.error("migration %s failed in evaluate: %s", migration_id, exc)
+        return base.model_copy(update={"phase": MigrationPhase.FAILED, "message": f"evaluate failed: {exc}"})
+    except Exception as exc:
+        advance_migration(
+            migration_id,
+            MigrationPhase.FAILED,
+            actor,
+            evidence={"stage": "evaluate", "error": str(exc)[:2000]},
+        )
+        raise
+    evidence = {
+        "candidate_digest": candidate_digest,
+        **summary.evidence(),
+        "candidate_status": settled.status,
+    }
+    if summary.passed:
+        note = f"evaluated: candidate {candidate_digest} passed the offline gate ({summary.summary})"
+        advance_migration(migration_id, MigrationPhase.EVALUATED, actor, evidence=evidence)
+        logger.info("migration %s of %s: %s", migration_id, params.app, note)
+        return base.model_copy(update={"phase": MigrationPhase.EVALUATED, "message": note})
+    removed = settled.deleted_deployment or f"none ({settled.kept_because})"
+    note = f"candidate rejected by the offline gate: {summary.summary}; deployment removed: {removed}"
+    evidence |= {
+        "stage": "evaluate",
+        "error": note,
+        "deleted_deployment": settled.deleted_deployment,
+        "kept_because": settled.kept_because,
+    }
+    advance_migration(migration_id, MigrationPhase.FAILED, actor, evidence=evidence)
+    logger.warning("migration %s of %s: %s", migration_id, params.app, note)
+    return base.model_copy(update={"phase": MigrationPhase.FAILED, "message": note})
 
 
 @flow(name="model-migration", flow_run_name="migrate-{params.app}", validate_parameters=True)
 def model_migration(params: MigrationParams) -> MigrationOutcome:
-    """Migrate one app's production bundle to a new model: assess, plan and (when enabled) prepare."""
+    """Migrate one app's bundle to a new model: assess, plan, then (when enabled) prepare, evaluate."""
     logger = get_run_logger()
     assessment = assess_app(params.app, params.target, params.as_of)
     logger.info(
@@ -168,6 +249,21 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
         return _prepare(
             record.id, record.baseline_digest, record.plan, params, phase=record.phase, created=False
         )
+    if not started.created and record.phase in _EVALUABLE and _prepares(params, record.plan):
+        candidate = candidate_of(record.id) if evaluate_stage_enabled() else None
+        if candidate:
+            base = MigrationOutcome(
+                migration_id=record.id,
+                app=params.app,
+                phase=record.phase,
+                created=False,
+                target=record.target,
+                baseline_digest=record.baseline_digest,
+                plan=record.plan,
+            )
+            return _evaluate(
+                record.id, record.baseline_digest, candidate, params, phase=record.phase, base=base
+            )
     if not started.created:
         logger.info(
             "migration %s already covers %s -> %s (phase %s); starting nothing new",
