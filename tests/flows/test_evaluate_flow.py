@@ -30,6 +30,7 @@ from flows.migrate import model_migration
 from modelshift.bundle import load_bundle
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
 from modelshift.evaluation.records import EvaluationRunRow
+from modelshift.evaluation.report import GateCounts, GateReport, MetricRow, Verdict
 from modelshift.evaluation.stage import EvaluationSummary
 from modelshift.migration import MigrationPhase, MigrationStore, Trigger
 from modelshift.migration.params import MigrationOutcome, MigrationParams
@@ -117,9 +118,7 @@ class EvalEnv:
             return int(conn.execute(select(func.count()).select_from(row)).scalar_one())
 
 
-@pytest.fixture
-def ev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandle) -> Iterator[EvalEnv]:
-    """support-chat 1.0.0 copied and adopted; prepare and evaluate stages on."""
+def _eval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandle) -> EvalEnv:
     emulator.reset()
     home, bundles = tmp_path / "home", tmp_path / "bundles"
     shutil.copytree(REPO / "bundles" / APP, bundles / APP)
@@ -140,7 +139,13 @@ def ev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandle
     baseline = load_bundle(bundles / APP / "1.0.0")
     with Store.open(url) as store:
         register(store, baseline, actor="test", adopt=True)
-    yield EvalEnv(home, bundles, url, emulator, baseline.digest)
+    return EvalEnv(home, bundles, url, emulator, baseline.digest)
+
+
+@pytest.fixture
+def ev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandle) -> Iterator[EvalEnv]:
+    """support-chat 1.0.0 copied and adopted; prepare and evaluate stages on."""
+    yield _eval_env(tmp_path, monkeypatch, emulator)
     get_settings.cache_clear()
 
 
@@ -293,3 +298,76 @@ def test_a_prepared_migration_is_evaluated_by_the_next_run(
     with ev.store() as store:
         reasons = _reasons(store, outcome.migration_id or "")
         assert reasons.count("migration.prepared") == 1 and reasons.count("evaluation.recorded") == 1
+
+
+def _inconclusive() -> GateReport:
+    row = MetricRow(
+        name="answer_f1", candidate=0.80, baseline=0.81, diff=-0.01, ci_low=-0.06, ci_high=0.04, p_value=0.4,
+        margin=0.03, greater_is_better=True, critical=True, n=62, verdict=Verdict.INCONCLUSIVE,
+        reason="the CI straddles the margin",
+    )  # fmt: skip
+    return GateReport(
+        verdict=Verdict.INCONCLUSIVE, rows=[row], counts=GateCounts(paired=62), confidence=0.95,
+        min_items=30, seed=0, n_resamples=200,
+    )  # fmt: skip
+
+
+def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
+    ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the emulator's successors are clearly better or clearly worse, so the inconclusive outcome comes from
+    # an evaluation record a crashed earlier run left behind (the flow takes it as it is)
+    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    prepared = model_migration(_params(GOOD))
+    assert prepared.phase is MigrationPhase.PREPARED, prepared.message
+    mid = prepared.migration_id or ""
+    deployment = _candidate_deployment(ev)
+    with ev.store() as store:
+        candidate = store.get_bundle(APP, "1.1.0").digest
+        MigrationStore(store).advance(mid, MigrationPhase.EVALUATING, actor="tester")
+        store.record_evaluation(
+            candidate, "d" * 64, False, "inconclusive", _inconclusive().model_dump(mode="json"),
+            baseline_digest=ev.baseline_digest, actor="tester", migration_id=mid,
+        )  # fmt: skip
+    assert deployment in ev.deployments()
+    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "true")
+    outcome = model_migration(_params(GOOD))
+    assert outcome.migration_id == mid and outcome.phase is MigrationPhase.FAILED, outcome.message
+    assert "gate INCONCLUSIVE" in outcome.message
+    assert deployment not in ev.deployments() and BASELINE_DEPLOYMENT in ev.deployments()
+    with ev.store() as store:
+        assert store.get_bundle(APP, "1.1.0").status == "rejected"
+        assert store.get_router(APP).weights == {ev.baseline_digest: 100}
+        finished = store.audit_events(migration_id=mid)[-1]
+        assert finished.data["verdict"] == "inconclusive" and finished.data["failing"] == []
+        assert finished.data["inconclusive"] == ["answer_f1"]
+        assert finished.data["deleted_deployment"] == deployment
+        assert store.verify_audit().ok
+    assert ev.count(EvaluationRunRow) == 0  # nothing ran
+
+
+def test_an_evaluation_that_cannot_run_fails_the_migration_and_keeps_the_candidate(
+    ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    prepared = model_migration(_params(GOOD))
+    assert prepared.phase is MigrationPhase.PREPARED, prepared.message
+    # someone removed the candidate's deployment before it was evaluated
+    with httpx.Client(timeout=30) as client:
+        arm = arm_client(get_settings(), client=client)
+        arm.poll_interval = 0.1
+        arm.delete(ACCOUNT, _candidate_deployment(ev))
+    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "true")
+    outcome = model_migration(_params(GOOD))
+    assert outcome.migration_id == prepared.migration_id
+    assert outcome.phase is MigrationPhase.FAILED
+    assert "evaluate failed" in outcome.message and "does not exist" in outcome.message
+    with ev.store() as store:
+        # nothing was judged: the candidate keeps its status, no record, baseline untouched
+        assert store.get_bundle(APP, "1.1.0").status == "candidate"
+        assert store.get_bundle(APP, "1.0.0").status == "production"
+        finished = store.audit_events(migration_id=outcome.migration_id)[-1]
+        assert finished.reason == "migration.finished" and finished.data["stage"] == "evaluate"
+        assert finished.data["error_type"] == "ConfigError"
+        assert store.verify_audit().ok
+    assert ev.count(EvaluationRecordRow) == 0
