@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats as sps
@@ -134,6 +135,29 @@ def _p_rate_greater(bad_c: int, n_c: int, bad_b: int, n_b: int) -> float:
     return float(sps.fisher_exact(table, alternative="greater").pvalue)
 
 
+def _too_few(
+    name: str, n_c: int, n_b: int, *, minimum: int, required: bool, unit: str, base: dict[str, Any]
+) -> MetricVerdict | None:
+    """The sample-size verdict shared by every metric: a side with nothing while the other has enough is
+    ERROR (could not measure); fewer than ``minimum`` on either side is INCONCLUSIVE; else None."""
+    if required and min(n_c, n_b) == 0 and max(n_c, n_b) >= minimum:
+        side = "baseline" if n_b == 0 else "canary"
+        return MetricVerdict(
+            verdict=Verdict.ERROR,
+            reason=f"{name}: no {side} {unit} in the window while the other side has {max(n_c, n_b)}; "
+            "cannot compare: check the router weights and the gateway's request recording",
+            **base,
+        )
+    if min(n_c, n_b) < minimum:
+        return MetricVerdict(
+            verdict=Verdict.INCONCLUSIVE,
+            counted=required,
+            reason=f"{name}: {n_c} canary and {n_b} baseline {unit}; need {minimum} on each side",
+            **base,
+        )
+    return None
+
+
 def _rate_metric(
     name: str,
     counts: tuple[int, int, int, int],
@@ -154,21 +178,9 @@ def _rate_metric(
             "check the request metrics the gateway recorded",
             **base,
         )
-    if required and min(n_c, n_b) == 0 and max(n_c, n_b) >= minimum:
-        side = "baseline" if n_b == 0 else "canary"
-        return MetricVerdict(
-            verdict=Verdict.ERROR,
-            reason=f"{name}: no {side} {unit} in the window while the other side has {max(n_c, n_b)}; "
-            "cannot compare: check the router weights and the gateway's request recording",
-            **base,
-        )
-    if min(n_c, n_b) < minimum:
-        return MetricVerdict(
-            verdict=Verdict.INCONCLUSIVE,
-            counted=required,
-            reason=f"{name}: {n_c} canary and {n_b} baseline {unit}; need {minimum} on each side",
-            **base,
-        )
+    too_few = _too_few(name, n_c, n_b, minimum=minimum, required=required, unit=unit, base=base)
+    if too_few is not None:
+        return too_few
     rate_c, rate_b = bad_c / n_c, bad_b / n_b
     p = _p_or_one(_p_rate_greater(bad_c, n_c, bad_b, n_b))
     worse = rate_c - rate_b > tolerance and p < alpha
@@ -209,21 +221,9 @@ def _sample_metric(
             "check the request metrics the gateway recorded",
             **base,
         )
-    if required and min(n_c, n_b) == 0 and max(n_c, n_b) >= minimum:
-        side = "baseline" if n_b == 0 else "canary"
-        return MetricVerdict(
-            verdict=Verdict.ERROR,
-            reason=f"{name}: no {side} samples in the window while the other side has {max(n_c, n_b)}; "
-            "cannot compare: check the router weights and the gateway's request recording",
-            **base,
-        )
-    if min(n_c, n_b) < minimum:
-        return MetricVerdict(
-            verdict=Verdict.INCONCLUSIVE,
-            counted=required,
-            reason=f"{name}: {n_c} canary and {n_b} baseline samples; need {minimum} on each side",
-            **base,
-        )
+    too_few = _too_few(name, n_c, n_b, minimum=minimum, required=required, unit="samples", base=base)
+    if too_few is not None:
+        return too_few
     if relative is not None:
         value_c, value_b = statistics.median(canary), statistics.median(baseline)
         beyond = value_c > value_b * (1 + relative)
