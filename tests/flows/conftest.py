@@ -77,3 +77,17 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandl
         register_examples(store)
     yield Env(home=home, database_url=url, emulator=emulator)
     get_settings.cache_clear()
+
+
+def audit_reasons(store: Store, migration_id: str) -> list[str]:
+    """The reason codes of one migration's audit events, in order."""
+    return [e.reason for e in store.audit_events(migration_id=migration_id)]
+
+
+def artifact_text(key: str) -> str:
+    """The latest Prefect artifact under ``key`` (it must exist)."""
+    from prefect.artifacts import Artifact
+
+    found = Artifact.get(key)
+    assert found is not None, key
+    return str(found.data)

@@ -22,7 +22,6 @@ import httpx
 import pytest
 import yaml
 from prefect import flow
-from prefect.artifacts import Artifact
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -41,6 +40,7 @@ from modelshift.settings import Settings, get_settings
 from modelshift.store import Store
 from modelshift.store.models import EvaluationRecordRow
 from tasks.evaluate import evaluate_candidate
+from tests.flows.conftest import artifact_text, audit_reasons
 
 pytestmark = pytest.mark.slow
 
@@ -162,16 +162,6 @@ def _params(target: str, **overrides: Any) -> MigrationParams:
     return MigrationParams.model_validate(values)
 
 
-def _reasons(store: Store, migration_id: str) -> list[str]:
-    return [e.reason for e in store.audit_events(migration_id=migration_id)]
-
-
-def _artifact(key: str) -> str:
-    found = Artifact.get(key)
-    assert found is not None, key
-    return str(found.data)
-
-
 def _candidate_deployment(env: EvalEnv) -> str:
     name = load_bundle(env.bundles / APP / "1.1.0").manifest.model.deployment
     assert name is not None
@@ -190,7 +180,7 @@ def test_the_good_successor_passes_and_the_candidate_is_evaluated(ev: EvalEnv) -
         assert store.get_bundle(APP, "1.0.0").status == "production"
         assert store.get_router(APP).weights == {ev.baseline_digest: 100}
         assert MigrationStore(store).get(mid).phase is MigrationPhase.EVALUATED
-        reasons = _reasons(store, mid)
+        reasons = audit_reasons(store, mid)
         assert reasons[-3:] == ["evaluation.recorded", "bundle.status_changed", "migration.started"]
         last = store.audit_events(migration_id=mid)[-1]
         assert last.data["to"] == "evaluated" and last.data["verdict"] == "pass"
@@ -200,10 +190,10 @@ def test_the_good_successor_passes_and_the_candidate_is_evaluated(ev: EvalEnv) -
         assert store.verify_audit().ok
     # the candidate's deployment stays for the canary
     assert _candidate_deployment(ev) in ev.deployments()
-    assert "PASS" in _artifact(f"evaluation-{mid}")
-    metrics = _artifact(f"evaluation-metrics-{mid}")
+    assert "PASS" in artifact_text(f"evaluation-{mid}")
+    metrics = artifact_text(f"evaluation-metrics-{mid}")
     assert "answer_f1" in metrics and "groundedness" in metrics
-    assert float(_artifact(f"evaluation-progress-{mid}")) == 100.0
+    assert float(artifact_text(f"evaluation-progress-{mid}")) == 100.0
     # the same migration again: it stays evaluated and nothing is evaluated again
     runs = ev.count(EvaluationRunRow)
     again = model_migration(_params(GOOD, trigger=Trigger.UI))
@@ -240,8 +230,8 @@ def test_the_worse_successor_fails_on_answer_f1_and_is_rejected_and_removed(ev: 
         assert "answer_f1" in shown["failing"] and shown["deployment_deleted"] == deployment
         assert store.passing_evaluation(candidate.digest) is None
         assert store.verify_audit().ok
-    assert "FAIL" in _artifact(f"evaluation-{mid}")
-    assert "answer_f1" in _artifact(f"evaluation-metrics-{mid}")
+    assert "FAIL" in artifact_text(f"evaluation-{mid}")
+    assert "answer_f1" in artifact_text(f"evaluation-metrics-{mid}")
 
 
 @flow
@@ -277,11 +267,11 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
     assert ev.count(EvaluationRecordRow) == 1 and ev.count(EvaluationRunRow) == runs
     with ev.store() as store:
         assert store.get_bundle(APP, "1.1.0").status == "evaluated"
-        reasons = _reasons(store, mid)
+        reasons = audit_reasons(store, mid)
         assert reasons.count("evaluation.recorded") == 1
         assert store.audit_events(migration_id=mid)[-1].data["record_id"] == first.record_id
         assert store.verify_audit().ok
-    assert "earlier run" in _artifact(f"evaluation-{mid}")
+    assert "earlier run" in artifact_text(f"evaluation-{mid}")
 
 
 def test_a_prepared_migration_is_evaluated_by_the_next_run(
@@ -296,7 +286,7 @@ def test_a_prepared_migration_is_evaluated_by_the_next_run(
     assert outcome.migration_id == prepared.migration_id and not outcome.created
     assert outcome.phase is MigrationPhase.EVALUATED, outcome.message
     with ev.store() as store:
-        reasons = _reasons(store, outcome.migration_id or "")
+        reasons = audit_reasons(store, outcome.migration_id or "")
         assert reasons.count("migration.prepared") == 1 and reasons.count("evaluation.recorded") == 1
 
 

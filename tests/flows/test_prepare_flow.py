@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from prefect import flow
-from prefect.artifacts import Artifact
 from pydantic import SecretStr
 
 from flows.migrate import model_migration
@@ -35,6 +34,7 @@ from modelshift.registry import register
 from modelshift.settings import Settings, get_settings
 from modelshift.store import Store
 from tasks.prepare import fine_tune
+from tests.flows.conftest import artifact_text, audit_reasons
 
 pytestmark = pytest.mark.slow
 
@@ -157,16 +157,6 @@ def _params(app: str, **overrides: Any) -> MigrationParams:
     return MigrationParams.model_validate(values)
 
 
-def _reasons(store: Store, migration_id: str) -> list[str]:
-    return [e.reason for e in store.audit_events(migration_id=migration_id)]
-
-
-def _artifact(key: str) -> str:
-    found = Artifact.get(key)
-    assert found is not None, key
-    return str(found.data)
-
-
 def test_support_chat_gets_a_side_by_side_deployment_and_a_candidate(prep: PrepEnv) -> None:
     before = prep.deployments("support-chat")
     outcome = model_migration(_params("support-chat"))
@@ -182,7 +172,7 @@ def test_support_chat_gets_a_side_by_side_deployment_and_a_candidate(prep: PrepE
         assert store.get_bundle("support-chat", "1.0.0").status == "production"
         record = MigrationStore(store).get(outcome.migration_id or "")
         assert record.phase is MigrationPhase.PREPARED
-        reasons = _reasons(store, record.id)
+        reasons = audit_reasons(store, record.id)
         assert reasons[-4:] == [
             "deployment.created",
             "bundle.registered",
@@ -195,7 +185,7 @@ def test_support_chat_gets_a_side_by_side_deployment_and_a_candidate(prep: PrepE
         assert store.verify_audit().ok
     bundle = load_bundle(prep.bundles / "support-chat" / "1.1.0")
     assert bundle.manifest.model.deployment == new and bundle.manifest.model.version == "2024-11-20"
-    assert "1.1.0" in _artifact("candidate-support-chat")
+    assert "1.1.0" in artifact_text("candidate-support-chat")
     # the same migration again: nothing new anywhere
     again = model_migration(_params("support-chat", trigger=Trigger.UI))
     assert not again.created and again.migration_id == outcome.migration_id
@@ -220,7 +210,7 @@ def test_a_plan_blocked_by_quota_stops_at_planned_and_prepares_nothing(prep: Pre
     assert outcome.plan is not None and outcome.plan["status"] == "blocked"
     assert prep.deployments("support-chat") == before
     with prep.store() as store:
-        assert "migration.started" not in _reasons(store, outcome.migration_id or "")[2:]
+        assert "migration.started" not in audit_reasons(store, outcome.migration_id or "")[2:]
         assert [b.version for b in store.list_bundles(app="support-chat")] == ["1.0.0"]
 
 
@@ -242,11 +232,11 @@ def test_the_fine_tuned_app_reruns_its_fine_tune_and_gets_a_candidate(prep: Prep
     baseline = load_bundle(prep.bundles / "claims-assistant" / "1.0.0")
     assert candidate.prompt_for().system == baseline.prompt_for("gpt-4.1-mini").system
     with prep.store() as store:
-        reasons = _reasons(store, outcome.migration_id or "")
+        reasons = audit_reasons(store, outcome.migration_id or "")
         for reason in ("finetune.submitted", "finetune.succeeded", "finetune.deployed", "candidate.composed"):
             assert reason in reasons
         assert reasons.count("data.validated") == 3  # golden, training, validation files
-    assert "succeeded" in _artifact("fine-tune-report-claims-assistant")
+    assert "succeeded" in artifact_text("fine-tune-report-claims-assistant")
 
 
 def test_hr_handbook_rechunks_into_a_new_generation(prep: PrepEnv) -> None:
@@ -263,8 +253,8 @@ def test_hr_handbook_rechunks_into_a_new_generation(prep: PrepEnv) -> None:
     )
     assert retrieval.corpus == "../shared/corpus"
     with prep.store() as store:
-        assert "grounding.rechunked" in _reasons(store, outcome.migration_id or "")
-    assert retrieval.index_generation in _artifact("rechunk-hr-handbook")
+        assert "grounding.rechunked" in audit_reasons(store, outcome.migration_id or "")
+    assert retrieval.index_generation in artifact_text("rechunk-hr-handbook")
 
 
 def _bad_training(bundles: Path) -> None:
@@ -315,7 +305,9 @@ def test_bad_data_is_stopped_with_the_gx_report_and_the_migration_fails(
         assert env.fine_tune_jobs() == []  # nothing uploaded or submitted
         assert LocalIndexStore(env.home, utcnow).list_generations(app) == []
         assert not (env.bundles / app / "1.1.0").exists()
-        assert "FAILED" in _artifact(f"gx-{suite}-{app}") or "Failed" in _artifact(f"gx-{suite}-{app}")
+        assert "FAILED" in artifact_text(f"gx-{suite}-{app}") or "Failed" in artifact_text(
+            f"gx-{suite}-{app}"
+        )
     finally:
         get_settings.cache_clear()
 
@@ -368,7 +360,7 @@ def test_a_crash_mid_stage_resumes_without_duplicate_jobs_or_deployments(prep: P
     assert prep.fine_tune_jobs() == jobs
     assert prep.deployments("claims-assistant") == deployed
     with prep.store() as store:
-        reasons = _reasons(store, mid)
+        reasons = audit_reasons(store, mid)
         assert reasons.count("finetune.submitted") == 1 and "finetune.recovered" not in reasons
         assert reasons.count("candidate.composed") == 1
         candidates = [b for b in store.list_bundles(app="claims-assistant") if b.status == "candidate"]
@@ -396,7 +388,7 @@ def test_a_migration_left_planned_is_prepared_by_the_next_run(prep: PrepEnv) -> 
     assert outcome.migration_id == planned and not outcome.created
     assert outcome.phase is MigrationPhase.PREPARED, outcome.message
     with prep.store() as store:
-        reasons = _reasons(store, planned)
+        reasons = audit_reasons(store, planned)
         assert reasons[3:5] == ["migration.started", "data.validated"]  # preparing, then the golden check
         assert store.audit_events(migration_id=planned)[3].data["stage"] == "preparing"
         assert store.get_bundle("support-chat", "1.1.0").status == "candidate"
