@@ -50,6 +50,9 @@ class Reason(StrEnum):
     CANARY_ANALYSIS = "canary.analysis"
     CANARY_EXTENDED = "canary.extended"
     CANARY_APPROVAL_REQUESTED = "canary.approval_requested"
+    #: a person sent an approve/reject answer to a paused canary (the dashboard; the flow then records
+    #: canary.approved or canary.rejected)
+    CANARY_APPROVAL_SUBMITTED = "canary.approval_submitted"
     CANARY_APPROVED = "canary.approved"
     CANARY_REJECTED = "canary.rejected"
     CANARY_PROMOTED = "canary.promoted"

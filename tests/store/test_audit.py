@@ -36,6 +36,7 @@ def test_reason_codes_are_one_fixed_list() -> None:
         "canary.analysis",
         "canary.extended",
         "canary.approval_requested",
+        "canary.approval_submitted",
         "canary.approved",
         "canary.rejected",
         "canary.promoted",
