@@ -10,6 +10,7 @@ import typer
 from modelshift.cli import audit as audit_cmds
 from modelshift.cli import bundle as bundle_cmds
 from modelshift.cli import chunk as chunk_cmds
+from modelshift.cli import dashboard as dashboard_cmds
 from modelshift.cli import demo as demo_cmds
 from modelshift.cli import emulator as emulator_cmds
 from modelshift.cli import eval as eval_cmds
@@ -37,6 +38,7 @@ chunk_cmds.register(app)
 eval_cmds.register(app)
 gateway_cmds.register(app)
 rollout_cmds.register(app)
+dashboard_cmds.register(app)
 
 
 def main() -> None:
