@@ -17,6 +17,7 @@ from modelshift.cli import eval as eval_cmds
 from modelshift.cli import gateway as gateway_cmds
 from modelshift.cli import migrate as migrate_cmds
 from modelshift.cli import notices as notices_cmds
+from modelshift.cli import report as report_cmds
 from modelshift.cli import rollout as rollout_cmds
 from modelshift.cli import scan as scan_cmds
 
@@ -38,6 +39,7 @@ chunk_cmds.register(app)
 eval_cmds.register(app)
 gateway_cmds.register(app)
 rollout_cmds.register(app)
+report_cmds.register(app)
 dashboard_cmds.register(app)
 
 
