@@ -1,20 +1,18 @@
 """Evaluate tasks: run the candidate against its baseline on the golden data, then settle the candidate.
 
-``evaluate_candidate`` builds settings, store and clients, calls
-:func:`modelshift.evaluation.pair.evaluate_pair` (both bundles through the orchestrator, the gate, the
-evaluation record) and returns an :class:`~modelshift.evaluation.stage.EvaluationSummary`; when an earlier
-run already recorded this exact (candidate, baseline) pair it uses that record and runs nothing. Progress goes
-to a Prefect progress artifact, the GateReport to a table and a markdown artifact, all keyed with the
+``evaluate_candidate`` runs both bundles through the orchestrator in the ``evaluation-fanout`` subflow
+(``tasks/fanout.py``: one shard per deployment, on Prefect's thread pool or, with
+``MODELSHIFT_TASK_RUNNER=dask``, on a Dask cluster), then the gate and the evaluation record
+(:func:`modelshift.evaluation.pair.judge_pair`), and returns an
+:class:`~modelshift.evaluation.stage.EvaluationSummary`; when an earlier run already recorded this exact
+(candidate, baseline) pair it uses that record and runs nothing. Progress goes to Prefect progress artifacts
+(the evaluation's and one per shard), the GateReport to a table and a markdown artifact, all keyed with the
 migration id. ``settle_candidate`` marks a passing candidate ``evaluated``, or deletes a failing one's
 side-by-side deployment and marks it ``rejected``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from uuid import UUID
 
 import httpx
@@ -28,11 +26,10 @@ from prefect.artifacts import (
 from pydantic import BaseModel
 
 from modelshift.audit import Reason
-from modelshift.bundle import Bundle
-from modelshift.evaluation.pair import PairResult, evaluate_pair
+from modelshift.evaluation.pair import PairResult, bundle_dataset, check_pair, judge_pair, plan_shards
 from modelshift.evaluation.pricing import price_table_from_settings
 from modelshift.evaluation.report import GateReport
-from modelshift.evaluation.runner import Progress
+from modelshift.evaluation.runner import BundleRun
 from modelshift.evaluation.stage import (
     EvaluationSummary,
     accept_candidate,
@@ -42,18 +39,13 @@ from modelshift.evaluation.stage import (
     summarize,
     summary_from_record,
 )
-from modelshift.orchestration.connect import EndpointDirectory
 from modelshift.platforms.azure import arm_client
 from modelshift.prepare.baseline import load_baseline
 from modelshift.settings import Settings, get_settings
 from modelshift.store import Store
+from tasks.fanout import HTTP_TIMEOUT_S, run_fanout
 from tasks.report import artifact_key
 from tasks.retry import PLATFORM_RETRIES, PLATFORM_RETRY_DELAYS, retry_condition_fn
-
-#: seconds a model or ARM call may take before it counts as a transient failure
-_HTTP_TIMEOUT_S = 120.0
-#: the progress artifact is written at most this often (each write is one Prefect API call)
-_PROGRESS_EVERY_S = 1.0
 
 
 class Settlement(BaseModel):
@@ -64,62 +56,38 @@ class Settlement(BaseModel):
     kept_because: str | None = None
 
 
-class _Latest:
-    """The newest progress of each side, written by the evaluation thread, read by the task thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sides: dict[str, Progress] = {}
-
-    def __call__(self, progress: Progress) -> None:
-        with self._lock:
-            self._sides[progress.bundle] = progress
-
-    def snapshot(self) -> tuple[float, str]:
-        """Percent done over both sides, and a one-line description."""
-        with self._lock:
-            sides = list(self._sides.values())
-        total = sum(p.total for p in sides)
-        done = sum(p.done for p in sides)
-        percent = 100.0 * done / total if total else 0.0
-        text = "; ".join(
-            f"{p.bundle}: {p.done}/{p.total} ({p.failed} failed, {p.throttled} throttled)" for p in sides
-        )
-        return percent, text or "starting"
-
-
-def _evaluate(
+def _judge(
     settings: Settings,
     baseline_digest: str,
     candidate_digest: str,
+    runs: dict[str, BundleRun],
     *,
     migration_id: str,
     actor: str,
-    progress: _Latest,
 ) -> PairResult:
-    # runs on its own thread with its own event loop and store connection (the task thread keeps Prefect's
-    # context for the progress artifact)
-    async def run(store: Store, baseline: Bundle, candidate: Bundle) -> PairResult:
-        with httpx.Client(timeout=_HTTP_TIMEOUT_S) as sync_client:
-            directory = EndpointDirectory(arm_client(settings, client=sync_client))
-            async with httpx.AsyncClient(timeout=_HTTP_TIMEOUT_S) as client:
-                return await evaluate_pair(
-                    baseline,
-                    candidate,
-                    settings=settings,
-                    directory=directory,
-                    client=client,
-                    store=store,
-                    progress=progress,
-                    prices=price_table_from_settings(settings),
-                    actor=actor,
-                    migration_id=migration_id,
-                )
-
     with Store.open(settings.resolved_database_url) as store:
         baseline = load_baseline(store, baseline_digest, settings.bundles_dir)[1]
         candidate = load_baseline(store, candidate_digest, settings.bundles_dir)[1]
-        return asyncio.run(run(store, baseline, candidate))
+        return judge_pair(
+            baseline,
+            candidate,
+            (runs[baseline_digest], runs[candidate_digest]),
+            bundle_dataset(candidate),
+            settings=settings,
+            store=store,
+            prices=price_table_from_settings(settings),
+            actor=actor,
+            migration_id=migration_id,
+        )
+
+
+def _shards(settings: Settings, baseline_digest: str, candidate_digest: str) -> list[list[str]]:
+    # loading both here also materializes their checkouts once, before any shard needs them
+    with Store.open(settings.resolved_database_url) as store:
+        baseline = load_baseline(store, baseline_digest, settings.bundles_dir)[1]
+        candidate = load_baseline(store, candidate_digest, settings.bundles_dir)[1]
+    check_pair(baseline, candidate)
+    return [[bundle.digest for bundle in shard] for shard in plan_shards((baseline, candidate))]
 
 
 def _publish_report(report: GateReport, summary: EvaluationSummary, migration_id: str, title: str) -> None:
@@ -167,32 +135,15 @@ def evaluate_candidate(
         logger.info("%s was evaluated before (record %s): %s", name, record.id, summary.summary)
         _publish_report(record_report(record), summary, migration_id, name)
         return summary
-    progress = _Latest()
     artifact = create_progress_artifact(
         0.0, key=artifact_key("evaluation-progress", migration_id), description=f"evaluating {name}"
     )
     # sync tasks get the id itself; the union in Prefect's signature covers async callers
     assert isinstance(artifact, UUID)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate") as pool:
-        future = pool.submit(
-            _evaluate,
-            settings,
-            baseline_digest,
-            candidate_digest,
-            migration_id=migration_id,
-            actor=actor,
-            progress=progress,
-        )
-        shown: tuple[float, str] | None = None
-        while True:
-            try:
-                result = future.result(timeout=_PROGRESS_EVERY_S)
-                break
-            except FutureTimeout:
-                now = progress.snapshot()
-                if now != shown:  # throttled: at most one write per interval, none when nothing moved
-                    update_progress_artifact(artifact, now[0], now[1][:500])
-                    shown = now
+    shards = _shards(settings, baseline_digest, candidate_digest)
+    logger.info("evaluating %s in %d shard(s) (one per deployment)", name, len(shards))
+    runs = run_fanout(shards, candidate_digest, migration_id)
+    result = _judge(settings, baseline_digest, candidate_digest, runs, migration_id=migration_id, actor=actor)
     summary = summarize(result)
     update_progress_artifact(artifact, 100.0, f"{name}: {summary.summary}"[:500])
     if result.record is None:
@@ -217,7 +168,7 @@ def settle_candidate(migration_id: str, summary: EvaluationSummary, actor: str) 
             return Settlement(status=status.value)
         baseline = load_baseline(store, summary.baseline_digest, settings.bundles_dir)[1]
         candidate = load_baseline(store, summary.candidate_digest, settings.bundles_dir)[1]
-        with httpx.Client(timeout=_HTTP_TIMEOUT_S) as client:
+        with httpx.Client(timeout=HTTP_TIMEOUT_S) as client:
             rejection = reject_candidate(
                 store,
                 arm_client(settings, client=client),
