@@ -1,21 +1,24 @@
-"""The ``model-migration`` flow: control flow only; every step is a task (tasks/).
+"""The ``model-migration`` flow: control flow only; every step is a task (tasks/) or a subflow.
 
-It runs the assess and plan stages, records them in the migration record and the audit chain, publishes
-the plan as artifacts, and then: a dry run ends in ``dry_run_done``; a real run ends in ``planned``, or —
-with ``MODELSHIFT_PREPARE_STAGE=true`` and a ready plan — goes on through the prepare stage (golden data
-check, fine-tune re-run, re-chunk, side-by-side deployment, candidate bundle) and ends in ``prepared``, or
-``failed`` with the reason (a GX report, Azure's fine-tune error, quota) and the baseline untouched.
+The whole DAG of one app: assess -> plan -> prepare -> evaluate -> canary -> promote | roll back.
 
-A re-run of a migration that is still ``planned`` or ``preparing`` (a crash mid-stage) resumes the prepare
-stage of that same migration: every step finds what the earlier run made (job, generation, deployment,
-candidate) instead of making it again.
+- assess and plan are recorded in the migration record and the audit chain and published as artifacts; a
+  dry run ends in ``dry_run_done``.
+- prepare (golden data check, fine-tune re-run, re-chunk, side-by-side deployment, candidate bundle) ends
+  in ``prepared``, or ``failed`` with the reason (a GX report, Azure's fine-tune error, quota).
+- evaluate (candidate vs baseline on the golden data, through the gate): ``evaluated`` when the gate
+  passes, else ``failed`` (candidate ``rejected``, its side-by-side deployment deleted).
+- canary (the ``canary-rollout`` subflow: stepped traffic through the gateway with live analysis):
+  ``promoting`` -> ``succeeded`` (candidate production, baseline retired, its deployment deleted after the
+  grace period by the retirement sweep), or ``rolling_back`` -> ``rolled_back``.
 
-With ``MODELSHIFT_EVALUATE_STAGE=true`` a prepared migration goes on: ``evaluating`` (candidate vs baseline on
-the golden data, through the gate), then ``evaluated`` (candidate bundle ``evaluated``) when the gate passes,
-or ``failed`` when it fails or is inconclusive (candidate ``rejected``, its side-by-side deployment deleted,
-baseline and router untouched). A re-run of a migration left ``prepared`` or ``evaluating`` finishes the
-stage, using the evaluation record when one exists (the candidate is not run again). The canary and promote
-stages arrive in later issues.
+In every failure the baseline keeps serving. ``MODELSHIFT_STOP_AFTER`` (plan | prepare | evaluate) ends a
+real run early, e.g. ``plan`` for plan-only operation.
+
+A re-run of a migration left mid-way (a crash, a UI "Retry") resumes it: prepare finds the job, generation,
+deployment and candidate an earlier run made; evaluate reuses the evaluation record; the canary restarts
+from its first step (the lapsed lease has put traffic back on the baseline meanwhile); a canary that had
+already ended only has its outcome recorded.
 """
 
 from __future__ import annotations
@@ -25,23 +28,29 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from flows.canary import CanaryOutcome, canary_rollout
 from modelshift.errors import DataValidationError, ModelshiftError
-from modelshift.evaluation.stage import evaluate_stage_enabled
 from modelshift.migration import MigrationPhase
 from modelshift.migration.params import MigrationOutcome, MigrationParams
-from modelshift.settings import get_settings
+from modelshift.rollout import RolloutPhase
+from modelshift.settings import Stage, get_settings
+from modelshift.store import BundleStatus
 from modelshift.validation import report_from_error
 from tasks.assess import assess_app
 from tasks.evaluate import candidate_of, evaluate_candidate, settle_candidate
 from tasks.plan import plan_app
 from tasks.prepare import compose, deploy, fine_tune, rechunk, validate_golden
-from tasks.records import advance_migration, open_migration
+from tasks.records import advance_migration, bundle_status, open_migration
 from tasks.report import publish_plan
 
 #: phases from which a (re-)run carries on with the prepare stage
 _RESUMABLE = frozenset({MigrationPhase.PLANNED, MigrationPhase.PREPARING})
 #: phases from which a (re-)run carries on with the evaluate stage
 _EVALUABLE = frozenset({MigrationPhase.PREPARED, MigrationPhase.EVALUATING})
+#: phases from which a (re-)run carries on with the canary stage (or records how it ended)
+_CANARY = frozenset(
+    {MigrationPhase.EVALUATED, MigrationPhase.CANARY, MigrationPhase.PROMOTING, MigrationPhase.ROLLING_BACK}
+)
 
 
 def _runs(plan: dict[str, Any], stage: str) -> bool:
@@ -52,7 +61,7 @@ def _prepares(params: MigrationParams, plan: dict[str, Any] | None) -> bool:
     """Whether this real run goes on into the prepare stage (enabled, and a plan that is ready)."""
     return (
         not params.dry_run
-        and get_settings().prepare_stage
+        and get_settings().runs(Stage.PREPARE)
         and plan is not None
         and plan.get("status") == "ready"
     )
@@ -138,11 +147,11 @@ def _prepare(
             migration_id, MigrationPhase.FAILED, actor, evidence={"stage": step, "error": str(exc)[:2000]}
         )
         raise
-    evaluates = evaluate_stage_enabled()
+    evaluates = get_settings().runs(Stage.EVALUATE)
     note = (
         f"prepared: candidate {candidate.app}@{candidate.version} ({candidate.digest}) on deployment "
         f"{deployment}; "
-        + ("evaluating it next" if evaluates else "evaluate with MODELSHIFT_EVALUATE_STAGE=true")
+        + ("evaluating it next" if evaluates else "stopped here (MODELSHIFT_STOP_AFTER=prepare)")
     )
     advance_migration(
         migration_id,
@@ -215,7 +224,19 @@ def _evaluate(
         note = f"evaluated: candidate {candidate_digest} passed the offline gate ({summary.summary})"
         advance_migration(migration_id, MigrationPhase.EVALUATED, actor, evidence=evidence)
         logger.info("migration %s of %s: %s", migration_id, params.app, note)
-        return base.model_copy(update={"phase": MigrationPhase.EVALUATED, "message": note})
+        evaluated = base.model_copy(
+            update={"phase": MigrationPhase.EVALUATED, "message": note, "candidate_digest": candidate_digest}
+        )
+        if not get_settings().runs(Stage.CANARY):
+            return evaluated
+        return _canary(
+            migration_id,
+            baseline_digest,
+            candidate_digest,
+            params,
+            phase=MigrationPhase.EVALUATED,
+            base=evaluated,
+        )
     removed = settled.deleted_deployment or f"none ({settled.kept_because})"
     note = f"candidate rejected by the offline gate: {summary.summary}; deployment removed: {removed}"
     evidence |= {
@@ -227,6 +248,93 @@ def _evaluate(
     advance_migration(migration_id, MigrationPhase.FAILED, actor, evidence=evidence)
     logger.warning("migration %s of %s: %s", migration_id, params.app, note)
     return base.model_copy(update={"phase": MigrationPhase.FAILED, "message": note})
+
+
+def _canary(
+    migration_id: str,
+    baseline_digest: str,
+    candidate_digest: str,
+    params: MigrationParams,
+    *,
+    phase: MigrationPhase,
+    base: MigrationOutcome,
+) -> MigrationOutcome:
+    """The canary stage, from ``phase``: evaluated (start it), canary (a re-run restarts it from its first
+    step), or promoting / rolling_back (the rollout ended before the record did: record how)."""
+    logger = get_run_logger()
+    actor = params.actor
+    base = base.model_copy(update={"candidate_digest": candidate_digest})
+    ids: dict[str, Any] = {"candidate_digest": candidate_digest, "baseline_digest": baseline_digest}
+    ended: RolloutPhase | None = {
+        MigrationPhase.PROMOTING: RolloutPhase.PROMOTED,
+        MigrationPhase.ROLLING_BACK: RolloutPhase.ROLLED_BACK,
+    }.get(phase)
+    result: CanaryOutcome | None = None
+    if ended is None:
+        if phase is MigrationPhase.EVALUATED:
+            advance_migration(migration_id, MigrationPhase.CANARY, actor, evidence=ids)
+        else:
+            logger.info(
+                "migration %s is %s: the canary restarts from its first step (the baseline serves meanwhile)",
+                migration_id,
+                phase,
+            )
+        try:
+            result = canary_rollout(
+                app=params.app,
+                baseline_digest=baseline_digest,
+                candidate_digest=candidate_digest,
+                migration_id=migration_id,
+                actor=actor,
+            )
+        except Exception as exc:
+            # the subflow's failure hook has put all traffic back on the baseline (or the lease will)
+            status = bundle_status(candidate_digest)
+            evidence = ids | {"stage": "canary", "error": str(exc)[:2000], "candidate_status": str(status)}
+            if status is BundleStatus.ROLLED_BACK:
+                advance_migration(migration_id, MigrationPhase.ROLLING_BACK, actor, evidence=evidence)
+                advance_migration(migration_id, MigrationPhase.ROLLED_BACK, actor, evidence=evidence)
+                note = f"canary ended without a promotion and was rolled back: {exc}"
+                logger.warning("migration %s of %s: %s", migration_id, params.app, note)
+                return base.model_copy(update={"phase": MigrationPhase.ROLLED_BACK, "message": note})
+            advance_migration(migration_id, MigrationPhase.FAILED, actor, evidence=evidence)
+            if isinstance(exc, ModelshiftError):
+                logger.error("migration %s failed in canary: %s", migration_id, exc)
+                return base.model_copy(
+                    update={"phase": MigrationPhase.FAILED, "message": f"canary failed: {exc}"}
+                )
+            raise
+        ended = result.phase
+    evidence = ids | (
+        {"verdict": result.verdict, "reason": result.reason, "decisions": result.decisions}
+        | {"removed_deployments": result.removed_deployments}
+        if result is not None
+        else {"resumed": True}
+    )
+    if ended is RolloutPhase.PROMOTED:
+        if phase is not MigrationPhase.PROMOTING:
+            advance_migration(migration_id, MigrationPhase.PROMOTING, actor, evidence=evidence)
+        advance_migration(migration_id, MigrationPhase.SUCCEEDED, actor, evidence=evidence)
+        note = f"promoted: candidate {candidate_digest} is in production" + (
+            f" ({result.reason})" if result is not None and result.reason else ""
+        )
+        final = MigrationPhase.SUCCEEDED
+    else:
+        if phase is not MigrationPhase.ROLLING_BACK:
+            advance_migration(migration_id, MigrationPhase.ROLLING_BACK, actor, evidence=evidence)
+        advance_migration(migration_id, MigrationPhase.ROLLED_BACK, actor, evidence=evidence)
+        note = f"rolled back: the baseline {baseline_digest} serves all traffic" + (
+            f" (verdict {result.verdict}: {result.reason})" if result is not None else ""
+        )
+        final = MigrationPhase.ROLLED_BACK
+    logger.info("migration %s of %s: %s", migration_id, params.app, note)
+    return base.model_copy(
+        update={
+            "phase": final,
+            "message": note,
+            "canary_verdict": None if result is None else result.verdict,
+        }
+    )
 
 
 @flow(name="model-migration", flow_run_name="migrate-{params.app}", validate_parameters=True)
@@ -249,8 +357,12 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
         return _prepare(
             record.id, record.baseline_digest, record.plan, params, phase=record.phase, created=False
         )
-    if not started.created and record.phase in _EVALUABLE and _prepares(params, record.plan):
-        candidate = candidate_of(record.id) if evaluate_stage_enabled() else None
+    settings = get_settings()
+    resumes = (record.phase in _EVALUABLE and settings.runs(Stage.EVALUATE)) or (
+        record.phase in _CANARY and settings.runs(Stage.CANARY)
+    )
+    if not started.created and resumes and _prepares(params, record.plan):
+        candidate = candidate_of(record.id)
         if candidate:
             base = MigrationOutcome(
                 migration_id=record.id,
@@ -260,10 +372,10 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
                 target=record.target,
                 baseline_digest=record.baseline_digest,
                 plan=record.plan,
+                candidate_digest=candidate,
             )
-            return _evaluate(
-                record.id, record.baseline_digest, candidate, params, phase=record.phase, base=base
-            )
+            stage = _evaluate if record.phase in _EVALUABLE else _canary
+            return stage(record.id, record.baseline_digest, candidate, params, phase=record.phase, base=base)
     if not started.created:
         logger.info(
             "migration %s already covers %s -> %s (phase %s); starting nothing new",
@@ -319,7 +431,7 @@ def model_migration(params: MigrationParams) -> MigrationOutcome:
         final, note = MigrationPhase.PLANNED, "planned; preparing the candidate next"
     else:
         final = MigrationPhase.PLANNED
-        note = "planned; the prepare, evaluate, canary and promote stages arrive in later modelshift releases"
+        note = "planned; stopped here (MODELSHIFT_STOP_AFTER=plan: plan-only operation)"
     advance_migration(record.id, final, params.actor, evidence={"note": note}, plan=plan_data)
     publish_plan(plan, assessment, record.id, str(final))
     logger.info("migration %s of %s: %s (%s)", record.id, params.app, final, note)

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Stage(StrEnum):
+    """The stages of a real migration after assess, in the order they run (``MODELSHIFT_STOP_AFTER``)."""
+
+    PLAN = "plan"
+    PREPARE = "prepare"
+    EVALUATE = "evaluate"
+    CANARY = "canary"
+
+
+_STAGE_ORDER = list(Stage)
 
 
 class Settings(BaseSettings):
@@ -47,10 +60,11 @@ class Settings(BaseSettings):
     price_table_file: Path | None = Field(
         default=None, description="YAML/JSON file of token prices per model merged over the default table."
     )
-    prepare_stage: bool = Field(
-        default=True,
-        description="Run the prepare stage (fine-tune re-run, re-chunk, side-by-side deployment, candidate "
-        "bundle) after a real migration's plan; false: real runs stop at planned (plan-only operation).",
+    stop_after: Stage | None = Field(
+        default=None,
+        description="End a real migration after this stage: plan (plan-only operation), prepare or evaluate "
+        "(candidate evaluated, no live traffic). Unset: the whole DAG, assess -> plan -> prepare -> evaluate "
+        "-> canary -> promote | roll back.",
     )
     finetune_poll_seconds: float = Field(
         default=30.0, gt=0, description="First wait between polls of a fine-tuning job (backs off to 300 s)."
@@ -68,10 +82,28 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Longest sleep of the canary flow between two controller decisions."
     )
 
+    @field_validator("stop_after")
+    @classmethod
+    def _stop_before_canary(cls, value: Stage | None) -> Stage | None:
+        if value is Stage.CANARY:
+            raise ValueError(
+                "a canary always ends in promote or roll back; to stop before live traffic use "
+                "MODELSHIFT_STOP_AFTER=evaluate"
+            )
+        return value
+
     @field_validator("arm_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    def runs(self, stage: Stage) -> bool:
+        """Whether a real migration goes on into ``stage`` (it does unless it stops at an earlier one)."""
+        return self.stop_after is None or _STAGE_ORDER.index(stage) <= _STAGE_ORDER.index(self.stop_after)
+
+    def stops_after(self, stage: Stage) -> bool:
+        """Whether a real migration ends after ``stage`` (the configured ``stop_after``)."""
+        return self.stop_after is stage
 
     @property
     def resolved_database_url(self) -> str:

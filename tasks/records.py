@@ -11,7 +11,7 @@ from prefect import task
 from modelshift.migration import MigrationPhase, MigrationStore, StartResult, idempotency_key
 from modelshift.migration.params import MigrationParams
 from modelshift.settings import get_settings
-from modelshift.store import Store
+from modelshift.store import BundleStatus, Store
 from tasks.results import AppAssessment, LaunchDecision
 from tasks.retry import retry_condition_fn
 
@@ -94,3 +94,10 @@ def decide_launch(assessment: AppAssessment) -> LaunchDecision:
     """Whether the scan should start a migration for this assessed app, and with which keys."""
     with Store.open(get_settings().resolved_database_url) as store:
         return decide(_migrations(store), assessment)
+
+
+@task(name="bundle-status", retries=_STORE_RETRIES, retry_condition_fn=retry_condition_fn)
+def bundle_status(digest: str) -> BundleStatus:
+    """The registered bundle's status now (how a canary that ended, or died, left the candidate)."""
+    with Store.open(get_settings().resolved_database_url) as store:
+        return store.get_bundle_by_digest(digest).status

@@ -10,7 +10,7 @@ The Prefect task (``tasks/evaluate.py``) and the ``model-migration`` flow call t
   deployment deleted through ARM, status ``rejected``), both audited with the gate's evidence and both safe
   to repeat.
 
-The stage runs when ``MODELSHIFT_EVALUATE_STAGE=true`` (:class:`StageSettings`).
+The stage runs unless ``MODELSHIFT_STOP_AFTER`` ends the migration earlier (plan or prepare).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,26 +31,6 @@ from modelshift.store.engine import run_read
 from modelshift.store.models import EvaluationRecordRow
 from modelshift.store.records import EvaluationRecord
 from modelshift.store.status import BundleStatus
-
-
-class StageSettings(BaseSettings):
-    """Whether the ``model-migration`` flow goes on from ``prepared`` into the evaluate stage."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MODELSHIFT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
-
-    # Off by default for now: the prepare stage's flow tests pin ``prepared`` as the end of a run.
-    evaluate_stage: bool = Field(
-        default=False,
-        description="Run the evaluate stage after prepare (candidate vs baseline on the golden data, gate, "
-        "candidate evaluated or rejected).",
-    )
-
-
-def evaluate_stage_enabled() -> bool:
-    """True when ``MODELSHIFT_EVALUATE_STAGE`` (environment or ``.env``) turns the evaluate stage on."""
-    return StageSettings().evaluate_stage
 
 
 class EvaluationSummary(BaseModel):

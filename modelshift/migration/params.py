@@ -73,6 +73,10 @@ class MigrationOutcome(BaseModel):
     #: the plan as the lifecycle library renders it for people
     plan_text: str = ""
     message: str = ""
+    #: the candidate bundle the prepare stage composed (once there is one)
+    candidate_digest: str | None = None
+    #: the canary's final verdict (successful, failed, inconclusive, error) when the canary ran
+    canary_verdict: str | None = None
 
 
 def parse_target(value: str) -> tuple[str, str]:

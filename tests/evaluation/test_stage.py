@@ -18,9 +18,7 @@ from modelshift.evaluation.report import GateCounts, GateReport, MetricRow, Verd
 from modelshift.evaluation.stage import (
     EvaluationSummary,
     Rejection,
-    StageSettings,
     accept_candidate,
-    evaluate_stage_enabled,
     latest_record,
     reject_candidate,
     summary_from_record,
@@ -28,7 +26,7 @@ from modelshift.evaluation.stage import (
 from modelshift.platforms.azure import arm_client
 from modelshift.platforms.azure.arm import ArmClient
 from modelshift.registry import register
-from modelshift.settings import Settings
+from modelshift.settings import Settings, Stage
 from modelshift.store import Store
 
 ARM = "https://arm.test"
@@ -195,18 +193,28 @@ def test_the_latest_record_of_exactly_this_pair_is_found_and_summarized(pair: Pa
 
 
 @pytest.mark.parametrize(
-    ("value", "enabled"), [(None, False), ("true", True), ("1", True), ("false", False), ("0", False)]
+    ("value", "runs"),
+    [
+        (None, {"plan", "prepare", "evaluate", "canary"}),
+        ("plan", {"plan"}),
+        ("prepare", {"plan", "prepare"}),
+        ("evaluate", {"plan", "prepare", "evaluate"}),
+    ],
 )
-def test_the_stage_switch(monkeypatch: pytest.MonkeyPatch, value: str | None, enabled: bool) -> None:
+def test_stop_after_decides_which_stages_run(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, runs: set[str]
+) -> None:
     monkeypatch.chdir(Path(__file__).parent)  # no .env here
     if value is None:
-        monkeypatch.delenv("MODELSHIFT_EVALUATE_STAGE", raising=False)
+        monkeypatch.delenv("MODELSHIFT_STOP_AFTER", raising=False)
     else:
-        monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", value)
-    assert evaluate_stage_enabled() is enabled
+        monkeypatch.setenv("MODELSHIFT_STOP_AFTER", value)
+    settings = Settings()
+    assert {str(stage) for stage in Stage if settings.runs(stage)} == runs
 
 
-def test_a_bad_stage_switch_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "maybe")
-    with pytest.raises(ValueError, match="evaluate_stage"):
-        StageSettings()
+@pytest.mark.parametrize("value", ["maybe", "canary"])
+def test_a_bad_stop_after_names_the_variable(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", value)
+    with pytest.raises(ValueError, match="stop_after"):
+        Settings()

@@ -72,6 +72,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandl
     monkeypatch.setenv("MODELSHIFT_API_KEY", emulator.api_key)
     # candidate bundles are written here, never into the checkout's bundles/
     monkeypatch.setenv("MODELSHIFT_BUNDLES_DIR", str(tmp_path / "bundles"))
+    # these tests are about assess and plan (and launching); each later stage has its own flow tests
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "plan")
     get_settings.cache_clear()
     with Store.open(url) as store:
         register_examples(store)

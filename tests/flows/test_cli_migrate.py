@@ -27,10 +27,11 @@ app(sys.argv[1:], prog_name="modelshift")
 """
 
 
-def _run(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(env: Env, *args: str, stop_after: str = "plan") -> subprocess.CompletedProcess[str]:
     child = {
         k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")
     }  # never the harness's server, never ~/.prefect
+    child["MODELSHIFT_STOP_AFTER"] = stop_after
     child["HOME"] = str(env.home / "user-home")
     child["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     return subprocess.run(
@@ -57,9 +58,9 @@ def test_migrate_dry_run_prints_id_phase_and_plan_and_keeps_prefect_inside_the_h
         record = MigrationStore(store).get(outcome["migration_id"])
         assert record.trigger == "cli" and record.dry_run
 
-    text = _run(env, "support-chat", "--target", "gpt-4.1@2025-04-14")
+    text = _run(env, "support-chat", "--target", "gpt-4.1@2025-04-14", stop_after="prepare")
     assert text.returncode == 0, text.stderr[-3000:]
-    # a real run goes on through the prepare stage: side-by-side deployment and a candidate bundle
+    # a real run goes on (here through the prepare stage): side-by-side deployment and a candidate bundle
     assert "prepared" in text.stdout and "Migration plan for support-chat" in text.stdout
 
 

@@ -2,8 +2,8 @@
 
 support-chat (gpt-4o 2024-05-13) migrates to the scenario's good successor (gpt-4o 2024-11-20, quality 0.95)
 and to its worse one (gpt-4o 2024-08-06, quality 0.45, slower, 8 % errors). Each test gets its own copy of
-the example bundles, its own store with the copies adopted, ``MODELSHIFT_PREPARE_STAGE=true`` and
-``MODELSHIFT_EVALUATE_STAGE=true``. The emulator sleeps 1 % of each sampled latency (a few ms per call) and
+the example bundles, its own store with the copies adopted, and ``MODELSHIFT_STOP_AFTER=evaluate`` (the
+canary stage has its own tests). The emulator sleeps 1 % of each sampled latency (a few ms per call) and
 the deployments are roomy, so the 62-item golden set on both sides takes seconds. The bundle copies gate on
 quality only (answer F1 and similarity, groundedness, retrieval hit rate, refusal rate): loopback latency
 made the latency_p95_ms row flaky.
@@ -131,8 +131,7 @@ def _eval_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: Emulato
         "ARM_URL": emulator.arm_url,
         "ARM_TOKEN": emulator.bearer_token,
         "API_KEY": emulator.api_key,
-        "PREPARE_STAGE": "true",
-        "EVALUATE_STAGE": "true",
+        "STOP_AFTER": "evaluate",
     }.items():
         monkeypatch.setenv(f"MODELSHIFT_{name}", value)
     get_settings.cache_clear()
@@ -244,7 +243,8 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a first run without the evaluate stage ends prepared
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
+    get_settings.cache_clear()
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     mid = prepared.migration_id or ""
@@ -260,7 +260,8 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
         arm = arm_client(get_settings(), client=client)
         arm.poll_interval = 0.1
         arm.delete(ACCOUNT, _candidate_deployment(ev))
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "true")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
+    get_settings.cache_clear()
     resumed = model_migration(_params(GOOD))
     assert resumed.migration_id == mid and not resumed.created
     assert resumed.phase is MigrationPhase.EVALUATED, resumed.message
@@ -277,11 +278,13 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
 def test_a_prepared_migration_is_evaluated_by_the_next_run(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
+    get_settings.cache_clear()
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
-    assert "MODELSHIFT_EVALUATE_STAGE=true" in prepared.message
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "true")
+    assert "MODELSHIFT_STOP_AFTER=prepare" in prepared.message
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
+    get_settings.cache_clear()
     outcome = model_migration(_params(GOOD))
     assert outcome.migration_id == prepared.migration_id and not outcome.created
     assert outcome.phase is MigrationPhase.EVALUATED, outcome.message
@@ -307,7 +310,8 @@ def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
 ) -> None:
     # the emulator's successors are clearly better or clearly worse, so the inconclusive outcome comes from
     # an evaluation record a crashed earlier run left behind (the flow takes it as it is)
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
+    get_settings.cache_clear()
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     mid = prepared.migration_id or ""
@@ -320,7 +324,8 @@ def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
             baseline_digest=ev.baseline_digest, actor="tester", migration_id=mid,
         )  # fmt: skip
     assert deployment in ev.deployments()
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "true")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
+    get_settings.cache_clear()
     outcome = model_migration(_params(GOOD))
     assert outcome.migration_id == mid and outcome.phase is MigrationPhase.FAILED, outcome.message
     assert "gate INCONCLUSIVE" in outcome.message
@@ -339,7 +344,8 @@ def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
 def test_an_evaluation_that_cannot_run_fails_the_migration_and_keeps_the_candidate(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
+    get_settings.cache_clear()
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     # someone removed the candidate's deployment before it was evaluated
@@ -347,7 +353,8 @@ def test_an_evaluation_that_cannot_run_fails_the_migration_and_keeps_the_candida
         arm = arm_client(get_settings(), client=client)
         arm.poll_interval = 0.1
         arm.delete(ACCOUNT, _candidate_deployment(ev))
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "true")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
+    get_settings.cache_clear()
     outcome = model_migration(_params(GOOD))
     assert outcome.migration_id == prepared.migration_id
     assert outcome.phase is MigrationPhase.FAILED

@@ -60,11 +60,11 @@ def test_dry_run_assesses_plans_records_and_ends_dry_run_done(env: Env) -> None:
 def test_real_run_ends_planned_and_a_repeat_starts_nothing_new(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELSHIFT_PREPARE_STAGE", "false")  # plan-only operation
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "plan")  # plan-only operation
     get_settings.cache_clear()
     first = model_migration(_params())
     assert first.created and first.phase is MigrationPhase.PLANNED
-    assert "later modelshift releases" in first.message
+    assert "MODELSHIFT_STOP_AFTER=plan" in first.message
     with env.store() as store:
         audit_before = len(store.audit_events())
         reasons = [e.reason for e in store.audit_events(migration_id=first.migration_id)]

@@ -1,7 +1,7 @@
 """The model-migration flow through the prepare stage, under the Prefect test harness, on the emulator.
 
 Each test gets its own copy of the example bundles (candidates are written there), its own store with the
-copies adopted, and ``MODELSHIFT_PREPARE_STAGE=true``. The module's emulator finishes fine-tuning jobs in
+copies adopted, and ``MODELSHIFT_STOP_AFTER=prepare``. The module's emulator finishes fine-tuning jobs in
 a few scenario seconds and settles deployment PUTs fast.
 """
 
@@ -127,7 +127,7 @@ def _prep_env(
         "ARM_URL": emu.arm_url,
         "ARM_TOKEN": emu.bearer_token,
         "API_KEY": emu.api_key,
-        "PREPARE_STAGE": "true",
+        "STOP_AFTER": "prepare",
         "FINETUNE_POLL_SECONDS": "0.5",
     }.items():
         monkeypatch.setenv(f"MODELSHIFT_{name}", value)

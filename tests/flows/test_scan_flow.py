@@ -24,7 +24,7 @@ AS_OF = date(2026, 1, 15)
 @pytest.fixture(autouse=True)
 def _plan_only(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about which migrations the scan starts; the stages after the plan have their own."""
-    monkeypatch.setenv("MODELSHIFT_PREPARE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "plan")
     get_settings.cache_clear()
 
 

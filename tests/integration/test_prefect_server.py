@@ -162,7 +162,7 @@ def test_a_notice_triggers_the_scan_deployment_which_starts_a_migration_run(
             MODELSHIFT_ARM_TOKEN=emu.bearer_token,
             MODELSHIFT_API_KEY=emu.api_key,
             # this test is about the triggers; the prepare stage has its own flow tests
-            MODELSHIFT_PREPARE_STAGE="false",
+            MODELSHIFT_STOP_AFTER="plan",
         )
         with Store.open(db_url) as store:
             register_examples(store, ("support-chat",))
