@@ -124,7 +124,7 @@ def prefect_env(tmp_path: Path, api_url: str, **extra: str) -> dict[str, str]:
 def start_server(
     procs: Processes, env: dict[str, str], port: int, cwd: Path, api: httpx.Client, **server_env: str
 ) -> None:
-    """``prefect server start`` on 127.0.0.1:``port`` (``server_env``: e.g. its database URL); waits healthy."""
+    """``prefect server start`` on 127.0.0.1:``port`` (``server_env``: e.g. its database); waits healthy."""
     env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"} | server_env
     args = [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     procs.start("server", args, env, cwd)
