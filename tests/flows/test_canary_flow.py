@@ -7,7 +7,6 @@ fails (approval timeout) rolls back through its failure hook.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from modelshift.bundle import Bundle, load_bundle
 from modelshift.clock import utcnow
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
 from modelshift.gateway.server import open_gateway, running_gateway
+from modelshift.gateway.traffic import Traffic as LiveTraffic
 from modelshift.platforms import azure
 from modelshift.platforms.base import AccountRef
 from modelshift.registry import register
@@ -170,44 +170,9 @@ def approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Canary
     yield from _setup(tmp_path, monkeypatch, GOOD, approval_required=True)
 
 
-class Traffic:
-    """A bounded traffic generator: a few threads, each request with a fresh session id, until stopped."""
-
-    def __init__(self, url: str, *, limit: int = 600, threads: int = 4) -> None:
-        self.url = url
-        self.limit = limit
-        self.sent = 0
-        self.by_digest: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
-
-    def _run(self, seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(base_url=self.url, timeout=30) as client:
-            while not self._stop.is_set():
-                with self._lock:
-                    if self.sent >= self.limit:
-                        return
-                    self.sent += 1
-                session = f"user-{rng.randrange(10**9)}"
-                response = client.post(
-                    f"/apps/{APP}/chat", json={"question": QUESTION, "session_id": session}
-                )
-                digest = response.headers.get("x-modelshift-digest", "none")
-                with self._lock:
-                    self.by_digest[digest] = self.by_digest.get(digest, 0) + 1
-                self._stop.wait(0.005)
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
+def Traffic(url: str) -> LiveTraffic:
+    """Live requests for the test's app, each from a fresh simulated user, until stopped (600 at most)."""
+    return LiveTraffic(url, APP, [QUESTION], limit=600, users=10**9)
 
 
 def _run(canary: Canary, **kwargs: Any) -> Any:
