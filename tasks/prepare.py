@@ -266,7 +266,7 @@ def rechunk(
             f"- tokenizer {g.tokenizer}, {g.chunk_tokens} tokens per chunk, overlap {g.overlap_tokens}\n"
             f"- {g.chunks} chunks from {g.documents} documents\n"
             f"- baseline generation: `{old or 'none'}` (untouched)\n"
-            f"- policy: {plan.rechunk.how}\n"
+            f"\n## Chunk policy (as the plan explained it)\n\n```\n{plan.rechunk.how}\n```\n"
         ),
         key=artifact_key("rechunk", baseline.app),
         description=f"re-chunk of migration {migration_id}",

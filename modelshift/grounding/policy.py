@@ -1,78 +1,82 @@
-"""The chunk policy: chunk size and overlap from the target's context window, top-k and the prompt budget.
+"""The chunk policy: one rule for the plan and the re-chunk (chunk size and overlap for a target model).
 
-The prompt sent to the model holds the system prompt, the user's question, ``top_k`` retrieved chunks, and
-room for the answer (``max_tokens``). What is left after the fixed parts and a safety margin is shared by
-the ``top_k`` chunks::
+The prompt sent to the model holds the system prompt, the user template with the question, ``top_k``
+retrieved chunks, and room for the answer (``parameters.max_tokens``). The rule, which the plan prints with
+the numbers filled in and the re-chunk applies (:func:`chunk_policy`, :func:`decide_rechunk`)::
 
-    reserved     = system prompt tokens + question budget + max_tokens + safety margin
-    chunk_tokens = min(cap, floor((context_window - reserved) / top_k))
-    overlap      = round(chunk_tokens x overlap ratio)            (12.5 % by default)
+    reserved     = prompt budget (system prompt, template, question; 1,500 tokens) + max_tokens
+    room         = floor((context_window - reserved) / top_k)       the most one chunk may take
+    policy size  = min(cap 1,024, room)
+    chunk_tokens = the bundle's retrieval.chunk_tokens while it fits the room (the bundle overrides the
+                   policy), else the policy size
+    overlap      = the bundle's retrieval.overlap_tokens with the bundle's size; with the policy size,
+                   round(policy size x the bundle's overlap ratio)
 
-The cap (1,024 by default) keeps chunks focused: a bigger window should retrieve more precise passages, not
-longer ones. A bundle may override either number; the override is checked against the same budget so that
-an override can never overflow the window. :func:`derive_policy` returns the numbers and the explanation
-the plan prints.
+The cap keeps chunks focused: a bigger window should retrieve more precise passages, not longer ones. A move
+re-chunks the grounding data when the tokenizer changes or when the rule gives other sizes than the bundle
+has. A window that cannot hold ``top_k`` chunks of :data:`MIN_CHUNK_TOKENS` next to the reserved tokens is
+a :class:`~modelshift.errors.ConfigError` naming what to lower.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import BaseModel, ConfigDict
+
 from modelshift.bundle.manifest import Retrieval
 from modelshift.errors import ConfigError
-from modelshift.grounding.tokenizers import count_tokens
 
+#: tokens reserved for the system prompt, the user template and the question
+DEFAULT_PROMPT_BUDGET = 1_500
 DEFAULT_CAP = 1024
 DEFAULT_OVERLAP_RATIO = 0.125
-DEFAULT_QUESTION_BUDGET = 512
-DEFAULT_SAFETY_MARGIN = 256
 #: below this a chunk holds too little context to answer from
 MIN_CHUNK_TOKENS = 64
 
 
 @dataclass(frozen=True, slots=True)
 class PromptBudget:
-    """The fixed parts of a prompt, in tokens of the target's tokenizer."""
+    """The fixed parts of a prompt, in tokens: the prompt itself and the answer."""
 
-    system_prompt_tokens: int
+    prompt_tokens: int
     max_tokens: int
-    question_tokens: int = DEFAULT_QUESTION_BUDGET
-    safety_margin: int = DEFAULT_SAFETY_MARGIN
-
-    @classmethod
-    def for_prompt(
-        cls,
-        system_prompt: str,
-        max_tokens: int,
-        encoding: str,
-        *,
-        question_tokens: int = DEFAULT_QUESTION_BUDGET,
-        safety_margin: int = DEFAULT_SAFETY_MARGIN,
-    ) -> PromptBudget:
-        """The budget for ``system_prompt``, counted in the target's encoding."""
-        return cls(
-            system_prompt_tokens=count_tokens(system_prompt, encoding),
-            max_tokens=max_tokens,
-            question_tokens=question_tokens,
-            safety_margin=safety_margin,
-        )
 
     @property
     def reserved(self) -> int:
         """Tokens the prompt needs besides the retrieved chunks."""
-        return self.system_prompt_tokens + self.question_tokens + self.max_tokens + self.safety_margin
+        return self.prompt_tokens + self.max_tokens
 
 
 @dataclass(frozen=True, slots=True)
 class ChunkPolicy:
-    """Chunk size and overlap for one target, with the explanation for the plan."""
+    """Chunk size and overlap for one target, with the explanation the plan prints."""
 
     chunk_tokens: int
     overlap_tokens: int
     context_window: int
     top_k: int
     reserved: int
+    #: the most one chunk may take: floor((context_window - reserved) / top_k)
+    room: int
+    #: what the rule gives without overrides: min(cap, room)
+    policy_tokens: int
     explanation: str
+
+
+def _room(context_window: int, top_k: int, budget: PromptBudget) -> int:
+    if context_window <= 0 or top_k < 1:
+        raise ConfigError(f"context_window ({context_window}) and top_k ({top_k}) must be positive")
+    room = context_window - budget.reserved
+    return room // top_k if room > 0 else 0
+
+
+def _budget_lines(context_window: int, top_k: int, budget: PromptBudget, room: int) -> list[str]:
+    return [
+        f"reserved = prompt budget {budget.prompt_tokens} + max_tokens {budget.max_tokens} "
+        f"= {budget.reserved} tokens",
+        f"room = floor(({context_window} - {budget.reserved}) / top_k {top_k}) = {room} tokens per chunk",
+    ]
 
 
 def derive_policy(
@@ -85,53 +89,46 @@ def derive_policy(
     chunk_tokens_override: int | None = None,
     overlap_tokens_override: int | None = None,
 ) -> ChunkPolicy:
-    """The chunk policy for a target context window (see the module docstring for the rule).
+    """The policy for a context window, with explicit overrides that must fit (see the module docstring).
 
-    Raises ConfigError when the window cannot hold ``top_k`` chunks of MIN_CHUNK_TOKENS next to the fixed
-    parts of the prompt, or when an override does not fit the budget.
+    Raises ConfigError when the window cannot hold ``top_k`` chunks of MIN_CHUNK_TOKENS next to the reserved
+    tokens, or when an override does not fit.
     """
-    if context_window <= 0 or top_k < 1:
-        raise ConfigError(f"context_window ({context_window}) and top_k ({top_k}) must be positive")
     if not 0 <= overlap_ratio < 1:
         raise ConfigError(f"overlap ratio {overlap_ratio} must be in [0, 1)")
-    reserved = budget.reserved
-    room = context_window - reserved
-    per_chunk = room // top_k if room > 0 else 0
-    if per_chunk < MIN_CHUNK_TOKENS:
+    room = _room(context_window, top_k, budget)
+    if room < MIN_CHUNK_TOKENS:
         raise ConfigError(
-            f"a {context_window}-token context window leaves {max(room, 0)} tokens for {top_k} chunks "
-            f"after {reserved} reserved tokens (system prompt {budget.system_prompt_tokens}, question "
-            f"{budget.question_tokens}, answer {budget.max_tokens}, margin {budget.safety_margin}); "
-            f"lower retrieval.top_k or parameters.max_tokens, or pick a target with a larger window"
+            f"a {context_window}-token context window leaves {max(0, context_window - budget.reserved)} "
+            f"tokens for {top_k} chunks "
+            f"after {budget.reserved} reserved tokens (prompt budget {budget.prompt_tokens}, answer "
+            f"max_tokens {budget.max_tokens}), fewer than {MIN_CHUNK_TOKENS} per chunk; lower "
+            "retrieval.top_k or parameters.max_tokens, or pick a target with a larger window"
         )
-    derived = min(cap, per_chunk)
-    limit_note = f"the cap {cap}" if derived == cap else f"floor({room} / top_k {top_k})"
-    lines = [
-        f"reserved = system prompt {budget.system_prompt_tokens} + question {budget.question_tokens} "
-        f"+ max_tokens {budget.max_tokens} + margin {budget.safety_margin} = {reserved} tokens",
-        f"chunk_tokens = min(cap {cap}, floor(({context_window} - {reserved}) / top_k {top_k})) = {derived} "
-        f"(set by {limit_note})",
-    ]
+    derived = min(cap, room)
+    limit_note = f"the cap {cap}" if derived == cap else "the room"
+    lines = _budget_lines(context_window, top_k, budget, room)
+    lines.append(f"policy size = min(cap {cap}, room {room}) = {derived} (set by {limit_note})")
     chunk = derived
     if chunk_tokens_override is not None:
-        if not MIN_CHUNK_TOKENS <= chunk_tokens_override <= per_chunk:
+        if not MIN_CHUNK_TOKENS <= chunk_tokens_override <= room:
             raise ConfigError(
                 f"retrieval chunk_tokens override {chunk_tokens_override} is outside "
-                f"{MIN_CHUNK_TOKENS}..{per_chunk}, the most {top_k} chunks can take in a "
+                f"{MIN_CHUNK_TOKENS}..{room}, the most {top_k} chunks can take in a "
                 f"{context_window}-token window; lower it or remove the override"
             )
         chunk = chunk_tokens_override
-        lines.append(f"chunk_tokens = {chunk} (bundle override; the policy gives {derived})")
-    overlap = round(chunk * overlap_ratio)
+        lines.append(f"chunk_tokens = {chunk} (override; the policy gives {derived})")
+    else:
+        lines.append(f"chunk_tokens = {chunk}")
+    overlap = min(chunk - 1, round(chunk * overlap_ratio))
     if overlap_tokens_override is not None:
         if not 0 <= overlap_tokens_override < chunk:
             raise ConfigError(
                 f"retrieval overlap_tokens override {overlap_tokens_override} must be in 0..{chunk - 1} "
                 f"(below chunk_tokens {chunk})"
             )
-        lines.append(
-            f"overlap_tokens = {overlap_tokens_override} (bundle override; the policy gives {overlap})"
-        )
+        lines.append(f"overlap_tokens = {overlap_tokens_override} (override; the policy gives {overlap})")
         overlap = overlap_tokens_override
     else:
         lines.append(f"overlap_tokens = round({chunk} x {overlap_ratio:g}) = {overlap}")
@@ -140,30 +137,160 @@ def derive_policy(
         overlap_tokens=overlap,
         context_window=context_window,
         top_k=top_k,
-        reserved=reserved,
+        reserved=budget.reserved,
+        room=room,
+        policy_tokens=derived,
         explanation="\n".join(lines),
     )
 
 
-def needs_rechunk(current: Retrieval, target_encoding: str, target: ChunkPolicy) -> tuple[bool, str]:
-    """Whether the grounding data must be re-chunked for the target, and why (one line for the plan)."""
-    reasons: list[str] = []
-    if current.tokenizer != target_encoding:
-        reasons.append(f"the tokenizer changes from {current.tokenizer} to {target_encoding}")
-    if current.chunk_tokens > target.chunk_tokens:
-        reasons.append(
-            f"chunks of {current.chunk_tokens} tokens exceed the target's {target.chunk_tokens} "
-            f"(top_k {target.top_k} would overflow the prompt budget)"
+def chunk_policy(
+    retrieval: Retrieval,
+    max_tokens: int,
+    context_window: int,
+    *,
+    prompt_budget: int = DEFAULT_PROMPT_BUDGET,
+    cap: int = DEFAULT_CAP,
+) -> ChunkPolicy:
+    """The chunking a bundle gets on a model with ``context_window``: the bundle's sizes while they fit the
+    room per chunk, else the policy size with the bundle's overlap ratio (the module docstring's rule).
+
+    The plan and the re-chunk both call this; ConfigError when the window is too small for ``top_k`` chunks.
+    """
+    budget = PromptBudget(prompt_tokens=prompt_budget, max_tokens=max_tokens)
+    room = _room(context_window, retrieval.top_k, budget)
+    size, overlap = retrieval.chunk_tokens, retrieval.overlap_tokens
+    if size <= room:
+        lines = _budget_lines(context_window, retrieval.top_k, budget, room)
+        lines.append(
+            f"chunk_tokens = {size}, overlap_tokens = {overlap}: the bundle's sizes fit the room and "
+            f"override the policy size min(cap {cap}, room {room}) = {min(cap, room)}"
         )
-    elif current.chunk_tokens != target.chunk_tokens:
-        reasons.append(
-            f"the chunk policy changes chunk_tokens {current.chunk_tokens} -> {target.chunk_tokens}"
+        return ChunkPolicy(
+            chunk_tokens=size,
+            overlap_tokens=overlap,
+            context_window=context_window,
+            top_k=retrieval.top_k,
+            reserved=budget.reserved,
+            room=room,
+            policy_tokens=min(cap, room),
+            explanation="\n".join(lines),
         )
-    if current.overlap_tokens != target.overlap_tokens:
-        reasons.append(f"overlap_tokens changes {current.overlap_tokens} -> {target.overlap_tokens}")
-    if reasons:
-        return True, "re-chunk: " + "; ".join(reasons)
-    return False, (
-        f"keep the current index: same tokenizer ({target_encoding}) and chunking "
-        f"({current.chunk_tokens}/{current.overlap_tokens} tokens)"
+    policy = derive_policy(context_window, retrieval.top_k, budget, cap=cap, overlap_ratio=overlap / size)
+    lines = policy.explanation.split("\n")
+    lines.insert(
+        2, f"the bundle's chunk_tokens {size} does not fit the room {room}, so the policy size applies"
     )
+    lines[-1] = (
+        f"overlap_tokens = round({policy.chunk_tokens} x the bundle's ratio {overlap}/{size}) "
+        f"= {policy.overlap_tokens}"
+    )
+    return ChunkPolicy(
+        chunk_tokens=policy.chunk_tokens,
+        overlap_tokens=policy.overlap_tokens,
+        context_window=context_window,
+        top_k=retrieval.top_k,
+        reserved=budget.reserved,
+        room=room,
+        policy_tokens=policy.policy_tokens,
+        explanation="\n".join(lines),
+    )
+
+
+class RechunkDecision(BaseModel):
+    """Whether re-chunking runs, why, the chunking the candidate gets, and the inputs of the rule (so the
+    re-chunk can apply the very rule the plan explained)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    runs: bool
+    why: str
+    #: the rule with the numbers filled in, one step a line
+    how: str
+    tokenizer_from: str | None = None
+    tokenizer_to: str | None = None
+    baseline_policy_tokens: int | None = None
+    target_policy_tokens: int | None = None
+    chunk_tokens: int | None = None
+    overlap_tokens: int | None = None
+    #: the target's context window the sizes were derived from (None: unknown, the bundle's sizes kept)
+    context_window: int | None = None
+    prompt_budget: int = DEFAULT_PROMPT_BUDGET
+
+
+def _policy_size(retrieval: Retrieval, max_tokens: int, window: int | None, prompt_budget: int) -> int | None:
+    if window is None:
+        return None
+    try:
+        return chunk_policy(retrieval, max_tokens, window, prompt_budget=prompt_budget).policy_tokens
+    except ConfigError:
+        return None
+
+
+def decide_rechunk(
+    retrieval: Retrieval | None,
+    max_tokens: int,
+    *,
+    baseline_window: int | None,
+    target_window: int | None,
+    target_tokenizer: str | None,
+    prompt_budget: int = DEFAULT_PROMPT_BUDGET,
+) -> RechunkDecision:
+    """Re-chunk when the target's tokenizer differs (or is unknown) or the chunk policy for the target's
+    window gives other sizes than the bundle has; the sizes are :func:`chunk_policy`'s."""
+    if retrieval is None:
+        return RechunkDecision(
+            runs=False, why="the bundle has no retrieval section", how="", prompt_budget=prompt_budget
+        )
+    reasons: list[str] = []
+    if target_tokenizer is None:
+        reasons.append(
+            "the target's tokenizer is unknown (re-chunk to be safe; name it in the candidate bundle)"
+        )
+    elif target_tokenizer != retrieval.tokenizer:
+        reasons.append(f"tokenizer changes from {retrieval.tokenizer} to {target_tokenizer}")
+    tokenizer_to = target_tokenizer or retrieval.tokenizer
+    base_size = _policy_size(retrieval, max_tokens, baseline_window, prompt_budget)
+    target_size = _policy_size(retrieval, max_tokens, target_window, prompt_budget)
+
+    def decision(runs: bool, why: str, how: str, chunk: int | None, overlap: int | None) -> RechunkDecision:
+        return RechunkDecision(
+            runs=runs,
+            why=why,
+            how=how,
+            tokenizer_from=retrieval.tokenizer,
+            tokenizer_to=tokenizer_to,
+            baseline_policy_tokens=base_size,
+            target_policy_tokens=target_size,
+            chunk_tokens=chunk,
+            overlap_tokens=overlap,
+            context_window=target_window,
+            prompt_budget=prompt_budget,
+        )
+
+    sizes = f"{retrieval.chunk_tokens}/{retrieval.overlap_tokens} tokens"
+    if target_window is None:
+        how = (
+            f"the target's context window is unknown, so the bundle's {sizes} are kept unchecked; "
+            "name a target the catalog or the built-in table knows to check them"
+        )
+        chunk, overlap = retrieval.chunk_tokens, retrieval.overlap_tokens
+    else:
+        try:
+            policy = chunk_policy(retrieval, max_tokens, target_window, prompt_budget=prompt_budget)
+        except ConfigError as exc:
+            return decision(True, str(exc), "", None, None)
+        how, chunk, overlap = policy.explanation, policy.chunk_tokens, policy.overlap_tokens
+        if (chunk, overlap) != (retrieval.chunk_tokens, retrieval.overlap_tokens):
+            reasons.append(
+                f"the bundle's {sizes} do not fit the target's {target_window}-token window "
+                f"({policy.room} tokens per chunk for top_k {retrieval.top_k}); the policy gives "
+                f"{chunk}/{overlap}"
+            )
+    if reasons:
+        why = "; ".join(reasons)
+    elif target_window is None:
+        why = f"tokenizer {retrieval.tokenizer} is the same; the target's context window is unknown"
+    else:
+        why = f"tokenizer {retrieval.tokenizer} is the same and the bundle's {sizes} fit the target's window"
+    return decision(bool(reasons), why, how, chunk, overlap)

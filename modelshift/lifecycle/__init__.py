@@ -7,10 +7,10 @@ and an ``as_of`` date; :func:`fetch_live` and :func:`load_recordings` produce th
 
 from __future__ import annotations
 
+from modelshift.grounding.policy import RechunkDecision, decide_rechunk
 from modelshift.lifecycle.arm_reader import AsyncArmReader
 from modelshift.lifecycle.assess import Assessment, AssessmentStatus, Finding, Risk, assess
 from modelshift.lifecycle.bundleref import BundleRef
-from modelshift.lifecycle.chunking import RechunkDecision, decide_rechunk, policy_chunk_tokens
 from modelshift.lifecycle.families import Family, FamilyTable, load_families
 from modelshift.lifecycle.modelinfo import ModelFacts, model_facts
 from modelshift.lifecycle.plan import MigrationPlan, Stage, build_plan, candidate_deployment_name
@@ -59,6 +59,5 @@ __all__ = [
     "model_facts",
     "parse_target",
     "plan_migration",
-    "policy_chunk_tokens",
     "scan_fleet",
 ]

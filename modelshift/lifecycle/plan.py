@@ -10,10 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelshift.grounding.policy import DEFAULT_PROMPT_BUDGET, RechunkDecision, decide_rechunk
 from modelshift.lifecycle.assess import Assessment
 from modelshift.lifecycle.bundleref import BundleRef
 from modelshift.lifecycle.catalog import find_catalog_entry
-from modelshift.lifecycle.chunking import DEFAULT_PROMPT_BUDGET, RechunkDecision, decide_rechunk
 from modelshift.lifecycle.families import FamilyTable
 from modelshift.lifecycle.modelinfo import model_facts
 from modelshift.lifecycle.scope import ChangeScope, ModelPoint, ScopeDecision, at_least, classify_scope
@@ -147,11 +147,14 @@ class MigrationPlan(BaseModel):
         for stage in self.stages:
             mark = "run " if stage.runs else "skip"
             lines.append(f"    [{mark}] {stage.name:<15} {stage.why}")
-        if self.rechunk is not None and self.rechunk.runs:
+        if self.rechunk is not None and self.rechunk.runs and self.rechunk.chunk_tokens is not None:
             lines.append(
                 f"  re-chunk  {self.rechunk.tokenizer_to}, {self.rechunk.chunk_tokens} tokens, "
-                f"overlap {self.rechunk.overlap_tokens}; policy: {self.rechunk.how}"
+                f"overlap {self.rechunk.overlap_tokens}"
             )
+        if self.rechunk is not None and self.rechunk.how:
+            # the chunk policy with its numbers, exactly as the re-chunk applies it
+            lines.append("  chunking  " + "\n            ".join(self.rechunk.how.split("\n")))
         if self.candidate_deployment is not None:
             c = self.candidate_deployment
             lines.append(
@@ -308,11 +311,14 @@ def build_plan(
     )
     base_entry = find_catalog_entry(catalog, bundle.model.name, bundle.model.version)
     target_entry = find_catalog_entry(catalog, target.name, target.version)
+    base_facts = model_facts(bundle.model.name, bundle.model.version, base_entry)
+    target_facts = model_facts(target.name, target.version, target_entry)
     rechunk = decide_rechunk(
         bundle.manifest.retrieval,
         bundle.manifest.parameters.max_tokens,
-        model_facts(bundle.model.name, bundle.model.version, base_entry),
-        model_facts(target.name, target.version, target_entry),
+        baseline_window=base_facts.context_window,
+        target_window=target_facts.context_window,
+        target_tokenizer=target_facts.tokenizer,
         prompt_budget=prompt_budget,
     )
     stages = [_fine_tune_stage(bundle, target), Stage(name="rechunk", runs=rechunk.runs, why=rechunk.why)]
@@ -345,6 +351,10 @@ def build_plan(
     if quota.status == "blocked":
         status = "blocked"
         next_steps.append(quota.message)
+    if rechunk.runs and rechunk.chunk_tokens is None:
+        # the target's window cannot hold the retrieved chunks next to the prompt: no candidate can work
+        status = "blocked"
+        next_steps.append(rechunk.why)
     if not candidate.in_catalog:
         next_steps.append(f"{target} is not in the catalog of {m.location}; check the name and version")
     return MigrationPlan(

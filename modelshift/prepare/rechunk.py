@@ -17,8 +17,8 @@ from modelshift.errors import ConfigError
 from modelshift.grounding.chunking import Chunker
 from modelshift.grounding.corpus import load_corpus
 from modelshift.grounding.index import GenerationInfo, IndexBackend, generation_id
+from modelshift.grounding.policy import DEFAULT_PROMPT_BUDGET, RechunkDecision, chunk_policy
 from modelshift.grounding.tokenizers import encoding_name_for_model
-from modelshift.lifecycle import RechunkDecision
 from modelshift.platforms.base import ModelRef
 from modelshift.prepare.candidate import Rechunked
 from modelshift.prepare.data import ReportSink
@@ -28,11 +28,14 @@ from modelshift.validation import ValidationReport, validate_chunks
 
 @dataclass(frozen=True)
 class RechunkSettings:
-    """How the candidate's corpus is chunked: tokenizer and sizes."""
+    """How the candidate's corpus is chunked: tokenizer and sizes, and the target's context window and
+    prompt budget the plan derived the sizes from (None: sizes given directly, nothing to re-derive)."""
 
     tokenizer: str
     chunk_tokens: int
     overlap_tokens: int
+    context_window: int | None = None
+    prompt_budget: int = DEFAULT_PROMPT_BUDGET
 
     @classmethod
     def from_plan(cls, decision: RechunkDecision, target: ModelRef) -> RechunkSettings:
@@ -43,7 +46,33 @@ class RechunkSettings:
                 "plan the migration again"
             )
         tokenizer = decision.tokenizer_to or encoding_name_for_model(target.name)
-        return cls(tokenizer, decision.chunk_tokens, decision.overlap_tokens)
+        return cls(
+            tokenizer,
+            decision.chunk_tokens,
+            decision.overlap_tokens,
+            context_window=decision.context_window,
+            prompt_budget=decision.prompt_budget,
+        )
+
+    def applied_to(self, bundle: Bundle) -> RechunkSettings:
+        """These settings after applying the chunk policy to ``bundle`` for the plan's target window: the
+        same sizes, or ConfigError when the policy now gives others than the plan explained."""
+        retrieval = bundle.manifest.retrieval
+        if self.context_window is None or retrieval is None:
+            return self
+        policy = chunk_policy(
+            retrieval,
+            bundle.manifest.parameters.max_tokens,
+            self.context_window,
+            prompt_budget=self.prompt_budget,
+        )
+        if (policy.chunk_tokens, policy.overlap_tokens) != (self.chunk_tokens, self.overlap_tokens):
+            raise ConfigError(
+                f"{bundle.yaml_path}: retrieval: the chunk policy gives {policy.chunk_tokens}/"
+                f"{policy.overlap_tokens} tokens for a {self.context_window}-token window, but the plan "
+                f"says {self.chunk_tokens}/{self.overlap_tokens}; plan the migration again"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -85,11 +114,13 @@ def rechunk_corpus(
     actor: str = "modelshift",
     sink: ReportSink | None = None,
 ) -> RechunkResult:
-    """Chunk ``bundle``'s corpus with ``settings``, validate the chunks (DataValidationError with the report
-    when they fail, and no generation written), then build or find the generation."""
+    """Chunk ``bundle``'s corpus with ``settings`` (the plan's chunk policy re-applied to the bundle, see
+    :meth:`RechunkSettings.applied_to`), validate the chunks (DataValidationError with the report when they
+    fail, and no generation written), then build or find the generation."""
     retrieval = bundle.manifest.retrieval
     if retrieval is None:
         raise ConfigError(f"{bundle.yaml_path}: retrieval: {bundle.app} has no corpus to re-chunk")
+    settings = settings.applied_to(bundle)
     corpus_dir = bundle.root / retrieval.corpus
     corpus = load_corpus(corpus_dir)
     chunker = Chunker(settings.tokenizer, settings.chunk_tokens, settings.overlap_tokens)

@@ -6,14 +6,13 @@ import json
 
 import pytest
 
+from modelshift.grounding.policy import chunk_policy
 from modelshift.lifecycle import (
     FamilyTable,
     assess,
     build_plan,
     candidate_deployment_name,
-    policy_chunk_tokens,
 )
-from modelshift.lifecycle.chunking import MAX_CHUNK, MIN_CHUNK
 from modelshift.platforms.base import ModelRef, QuotaUsage
 from tests.lifecycle.conftest import AS_OF, deployment, entry, example
 
@@ -83,8 +82,10 @@ def test_override_for_target_family_runs_prompt_variant(families: FamilyTable) -
     stage = plan.stage("prompt_variant")
     assert stage.runs and "'gpt-4.1'" in stage.why
     assert plan.scope is not None and plan.scope.scope == "intermediate"
-    # 128k and 1M windows both reach the 2048-token cap and the tokenizer stays o200k: no re-chunk
-    assert not plan.stage("rechunk").runs and "2048" in plan.stage("rechunk").why
+    # the bundle's 512/64 fit a 1M window and the tokenizer stays o200k: no re-chunk
+    assert not plan.stage("rechunk").runs and "512/64 tokens fit" in plan.stage("rechunk").why
+    assert plan.rechunk is not None and plan.rechunk.context_window == 1_047_576
+    assert "room = floor((1047576 - 1900) / top_k 4) = 261419" in plan.rechunk.how
 
 
 def test_hr_handbook_rechunks_for_tokenizer_and_window(families: FamilyTable) -> None:
@@ -95,8 +96,9 @@ def test_hr_handbook_rechunks_for_tokenizer_and_window(families: FamilyTable) ->
     plan = _plan("hr-handbook", cat, [], families)
     assert plan.rechunk is not None and plan.rechunk.runs
     assert "cl100k_base to o200k_base" in plan.rechunk.why
-    assert (plan.rechunk.chunk_tokens, plan.rechunk.tokenizer_to) == (2048, "o200k_base")
-    assert plan.rechunk.overlap_tokens is not None and plan.rechunk.overlap_tokens < 2048
+    # the bundle's 700/80 fit gpt-4o-mini's 128k window: only the tokenizer changes
+    assert (plan.rechunk.chunk_tokens, plan.rechunk.overlap_tokens) == (700, 80)
+    assert plan.rechunk.tokenizer_to == "o200k_base" and "do not fit" not in plan.rechunk.why
     assert plan.stage("prompt_variant").runs and "major" in plan.stage("prompt_variant").why
 
 
@@ -121,18 +123,63 @@ def test_no_target_plan(families: FamilyTable) -> None:
     assert plan.status == "no_target" and plan.target is None and "--target" in plan.next_steps[0]
 
 
-@pytest.mark.parametrize(
-    ("window", "top_k", "expected"),
-    [
-        (16_385, 3, 512),
-        (128_000, 3, 2048),
-        (4_096, 4, MIN_CHUNK),
-        (1_047_576, 4, MAX_CHUNK),
-        (1_900, 1, MIN_CHUNK),
-    ],
-)
-def test_chunk_policy_rows(window: int, top_k: int, expected: int) -> None:
-    assert policy_chunk_tokens(window, 400, 1_500, top_k) == expected
+HR_MOVE = [
+    entry("gpt-35-turbo", "0125", inference="2026-03-31", replacement=("gpt-4o-mini", "2024-07-18")),
+]
+
+
+def _hr_plan_with_window(window: int, families: FamilyTable):  # type: ignore[no-untyped-def]
+    caps = {"chatCompletion": "true", "maxContextToken": str(window), "maxOutputToken": "4096"}
+    cat = [*HR_MOVE, entry("gpt-4o-mini", "2024-07-18", default=True, caps=caps)]
+    return _plan("hr-handbook", cat, [], families)
+
+
+def test_a_window_too_small_for_the_bundles_chunks_gets_the_policy_size(families: FamilyTable) -> None:
+    # hr-handbook: 700/80 tokens, top_k 3, max_tokens 400; room = (3500 - 1500 - 400) // 3 = 533 < 700
+    plan = _hr_plan_with_window(3_500, families)
+    decision = plan.rechunk
+    assert decision is not None and decision.runs and decision.context_window == 3_500
+    assert (decision.chunk_tokens, decision.overlap_tokens) == (533, round(533 * 80 / 700))
+    assert "tokenizer changes" in decision.why and "700/80 tokens do not fit" in decision.why
+    for line in (
+        "reserved = prompt budget 1500 + max_tokens 400 = 1900 tokens",
+        "room = floor((3500 - 1900) / top_k 3) = 533 tokens per chunk",
+        "the bundle's chunk_tokens 700 does not fit the room 533",
+        "overlap_tokens = round(533 x the bundle's ratio 80/700) = 61",
+    ):
+        assert line in decision.how
+    text = plan.render_text()
+    assert "re-chunk  o200k_base, 533 tokens, overlap 61" in text
+    assert "room = floor((3500 - 1900) / top_k 3) = 533" in text
+    # the plan's numbers are the policy's for this bundle and window
+    retrieval = example("hr-handbook").manifest.retrieval
+    assert retrieval is not None
+    policy = chunk_policy(retrieval, 400, 3_500)
+    assert (policy.chunk_tokens, policy.overlap_tokens, policy.explanation) == (533, 61, decision.how)
+
+
+def test_a_window_that_cannot_hold_top_k_chunks_blocks_the_plan(families: FamilyTable) -> None:
+    plan = _hr_plan_with_window(2_000, families)
+    assert plan.status == "blocked"
+    assert plan.rechunk is not None and plan.rechunk.runs and plan.rechunk.chunk_tokens is None
+    assert "a 2000-token context window leaves 100 tokens for 3 chunks" in plan.next_steps[0]
+    assert "lower retrieval.top_k or parameters.max_tokens" in plan.next_steps[0]
+    assert "re-chunk  " not in plan.render_text()
+
+
+def test_an_unknown_target_window_keeps_the_bundles_sizes(families: FamilyTable) -> None:
+    cat = [
+        entry("gpt-4o", "2024-05-13", inference="2026-02-10", replacement=("zz-model", "1")),
+        entry("zz-model", "1", default=True),
+    ]
+    plan = _plan("support-chat", cat, [], families)
+    decision = plan.rechunk
+    assert plan.target is not None and plan.target.name == "zz-model"
+    assert decision is not None and decision.context_window is None
+    assert (decision.chunk_tokens, decision.overlap_tokens) == (512, 64)
+    # the unknown tokenizer alone makes it re-chunk; the window is named as unknown
+    assert decision.runs and "tokenizer is unknown" in decision.why
+    assert "context window is unknown" in decision.how
 
 
 @pytest.mark.parametrize(

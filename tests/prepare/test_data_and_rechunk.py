@@ -10,12 +10,16 @@ import pytest
 from modelshift.bundle import Bundle, load_bundle
 from modelshift.clock import utcnow
 from modelshift.errors import ConfigError, DataValidationError
+from modelshift.grounding.chunking import Chunker
+from modelshift.grounding.corpus import load_corpus
 from modelshift.grounding.index import LocalIndexStore
-from modelshift.lifecycle import RechunkDecision
+from modelshift.grounding.policy import RechunkDecision, chunk_policy
+from modelshift.lifecycle import BundleRef, MigrationPlan, assess, build_plan, load_families
 from modelshift.platforms.base import ModelRef
 from modelshift.prepare.data import validate_fine_tune_data, validate_golden_data
 from modelshift.prepare.rechunk import RechunkSettings, rechunk_corpus
 from modelshift.validation import ValidationReport, report_from_error
+from tests.lifecycle.conftest import AS_OF, entry
 from tests.prepare.conftest import Workspace
 
 MINI41 = ModelRef(name="gpt-4.1-mini", version="2025-04-14")
@@ -168,3 +172,63 @@ def test_settings_from_the_plan(decision: RechunkDecision, expected: RechunkSett
 def test_a_plan_without_chunk_sizes_is_refused() -> None:
     with pytest.raises(ConfigError, match="names no chunk sizes"):
         RechunkSettings.from_plan(RechunkDecision(runs=True, why="x", how=""), MINI41)
+
+
+# -- the plan's chunk policy is the one the re-chunk applies ------------------------------------------------
+
+
+def _plan_for(bundle: Bundle, window: int) -> MigrationPlan:
+    """hr-handbook's plan for a move from gpt-35-turbo to gpt-4o-mini with a ``window``-token context."""
+    caps = {"chatCompletion": "true", "maxContextToken": str(window), "maxOutputToken": "4096"}
+    catalog = [
+        entry("gpt-35-turbo", "0125", inference="2026-03-31", replacement=("gpt-4o-mini", "2024-07-18")),
+        entry("gpt-4o-mini", "2024-07-18", default=True, caps=caps),
+    ]
+    ref = BundleRef.from_bundle(bundle)
+    assessment = assess(ref, None, catalog, as_of=AS_OF, deployment_observed=False)
+    return build_plan(ref, assessment, catalog, [], load_families())
+
+
+@pytest.mark.parametrize("window", [128_000, 3_500, 2_800])
+def test_the_rechunk_uses_exactly_the_plans_numbers(
+    workspace: Workspace, tmp_path: Path, window: int
+) -> None:
+    hr = workspace.baselines["hr-handbook"]
+    plan = _plan_for(hr, window)
+    decision = plan.rechunk
+    assert decision is not None and decision.runs and decision.chunk_tokens is not None
+    assert plan.target is not None
+    settings = RechunkSettings.from_plan(decision, plan.target)
+    assert settings.context_window == window
+    result = rechunk_corpus(hr, settings, LocalIndexStore(tmp_path / "home", utcnow))
+    g = result.generation
+    # the generation is chunked with the plan's tokenizer and sizes, and the chunks respect them
+    assert (g.tokenizer, g.chunk_tokens, g.overlap_tokens) == (
+        decision.tokenizer_to,
+        decision.chunk_tokens,
+        decision.overlap_tokens,
+    )
+    retrieval = hr.manifest.retrieval
+    assert retrieval is not None
+    policy = chunk_policy(retrieval, hr.manifest.parameters.max_tokens, window)
+    assert (policy.chunk_tokens, policy.overlap_tokens, policy.explanation) == (
+        g.chunk_tokens,
+        g.overlap_tokens,
+        decision.how,
+    )
+    chunks = Chunker(g.tokenizer, g.chunk_tokens, g.overlap_tokens).chunk_corpus(
+        load_corpus(hr.root / retrieval.corpus)
+    )
+    assert max(c.token_count for c in chunks) <= decision.chunk_tokens == g.chunk_tokens
+    assert g.chunks == len(chunks)
+
+
+def test_a_plan_the_policy_no_longer_gives_is_refused(workspace: Workspace, tmp_path: Path) -> None:
+    hr = workspace.baselines["hr-handbook"]
+    plan = _plan_for(hr, 3_500)
+    assert plan.rechunk is not None and plan.target is not None
+    stale = plan.rechunk.model_copy(update={"chunk_tokens": 600})
+    index = LocalIndexStore(tmp_path / "home", utcnow)
+    with pytest.raises(ConfigError, match=r"policy gives 533/61 tokens .* but the plan says 600/61"):
+        rechunk_corpus(hr, RechunkSettings.from_plan(stale, plan.target), index)
+    assert index.list_generations("hr-handbook") == []
