@@ -51,6 +51,7 @@ _LEVELS: tuple[re.Pattern[str], ...] = (
 _SAFE = re.compile(r"\n(?=[^\s/])|[.!?](?= \S)")
 
 IntArray = npt.NDArray[np.int64]
+_NO_OFFSETS: IntArray = np.zeros(1, dtype=np.int64)  # a one-chunk document needs none
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,14 @@ class Chunker:
 
 
 class _DocumentSplit:
-    """The state of splitting one document (kept out of Chunker so a Chunker can be shared by threads)."""
+    """The state of splitting one document (kept out of Chunker so a Chunker can be shared by threads).
+
+    Per document: one ``encode`` and, when the document needs more than one chunk, one vectorised pass that
+    turns the tokens into character offsets (a cumulative sum over a per-token character table). Every cut
+    is then a ``searchsorted`` on those offsets plus a regex search in a window of the text; no loop runs
+    over tokens, and nothing is re-encoded except the few tokens before the first safe point of a chunk
+    that starts inside a line (the overlap).
+    """
 
     def __init__(self, chunker: Chunker, text: str, document: str) -> None:
         self.c = chunker
@@ -169,27 +177,36 @@ class _DocumentSplit:
         self.length = len(text)
         self.document = document
         try:
-            self.tokens = chunker.encoding.encode_to_numpy(text, disallowed_special=())
+            tokens = chunker.encoding.encode_to_numpy(text, disallowed_special=())
         except UnicodeEncodeError as exc:  # lone surrogates: not text any model could be sent
             raise DataValidationError(
                 f"{document or 'document'} holds characters that are not valid Unicode text "
                 f"(position {exc.start}); fix its encoding",
                 document=document,
             ) from None
-        self.n = int(self.tokens.shape[0])
+        self.tokens = tokens
+        self.n = n = int(tokens.shape[0])
         vocab = chunker._vocab
         self.lead = vocab.lead
         # char offset of each token = characters started before it; a token holding only the tail of a
-        # multi-byte character shares its offset with the next token and is never a cut point
-        self.starts: IntArray = np.zeros(self.n + 1, dtype=np.int64)
-        np.cumsum(vocab.nchars[self.tokens], out=self.starts[1:])
-        if int(self.starts[-1]) != self.length:  # pragma: no cover - would mean the tables are wrong
-            raise AssertionError(f"{document}: token offsets end at {self.starts[-1]}, not {self.length}")
-        has_fence = "```" in text or "~~~" in text
+        # multi-byte character shares its offset with the next token and is never a cut point. A document
+        # that fits one chunk needs no offsets (its only cuts are 0 and len(text)).
+        self.starts: IntArray = _NO_OFFSETS
+        if n > chunker.chunk_tokens:
+            starts = np.empty(n + 1, dtype=np.int64)
+            starts[0] = 0
+            vocab.nchars.take(tokens).cumsum(out=starts[1:])
+            if int(starts[-1]) != self.length:  # pragma: no cover - would mean the tables are wrong
+                raise AssertionError(f"{document}: token offsets end at {starts[-1]}, not {self.length}")
+            self.starts = starts
+        # one-character probes first: most documents hold no backtick or tilde at all
+        has_fence = ("`" in text and "```" in text) or ("~" in text and "~~~" in text)
         self.fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if has_fence else []
         self._fence_starts = [a for a, _ in self.fences]
         # breadcrumbs are built while chunking: chunk starts only grow, so headings are consumed in order
-        self._scanned = 0  # headings at positions < _scanned are applied to _levels
+        self._headings: Iterator[re.Match[str]] | None = None  # headings not yet read (after _pending)
+        self._pending: int = -1  # position of the next heading not yet applied; self.length + 1 when none
+        self._pending_match: re.Match[str] | None = None
         self._levels: list[str | None] = [None] * 7  # raw title per heading level 1..6
         self._path: tuple[str, ...] = ()
 
@@ -203,10 +220,11 @@ class _DocumentSplit:
 
     def _token_at(self, c: int) -> int | None:
         """The token that starts exactly at character ``c``, if one does."""
-        t = int(self.starts.searchsorted(c, side="left"))
+        starts = self.starts
+        t = int(starts.searchsorted(c, side="left"))
         while t < self.n and not self._is_lead(t):
             t += 1
-        return t if t <= self.n and int(self.starts[t]) == c else None
+        return t if t <= self.n and int(starts[t]) == c else None
 
     def _in_fence(self, c: int) -> bool:
         # fences do not overlap, so only the last one starting at or before c can hold it
@@ -215,14 +233,15 @@ class _DocumentSplit:
 
     def _is_safe(self, t: int) -> bool:
         """Whether token ``t`` starts at a safe point (a seam ``encode`` splits cleanly)."""
-        c = self._char(t)
         if t <= 0 or t >= self.n:
             return True
-        prev, cur = self.text[c - 1], self.text[c]
+        c = int(self.starts[t])
+        text = self.text
+        prev, cur = text[c - 1], text[c]
         if prev == "\n":
             return not cur.isspace() and cur != "/"
         if prev in ".!?":
-            return cur == " " and c + 1 < self.length and not self.text[c + 1].isspace()
+            return cur == " " and c + 1 < self.length and not text[c + 1].isspace()
         return False
 
     def _safe_points(self, c_from: int, c_to: int) -> list[int]:
@@ -236,6 +255,18 @@ class _DocumentSplit:
                     out.append(t)
         return out
 
+    def _first_safe_point(self, c_from: int, c_to: int) -> int | None:
+        """The first token at a safe point strictly between characters ``c_from`` and ``c_to``."""
+        for m in _SAFE.finditer(self.text, c_from, min(self.length, c_to + 1)):
+            p = m.end()
+            if p >= c_to:
+                return None
+            if p > c_from:
+                t = self._token_at(p)
+                if t is not None:
+                    return t
+        return None
+
     # -- counting and cutting --------------------------------------------------------------------------
 
     def _encode_len(self, a: int, b: int) -> int:
@@ -247,26 +278,26 @@ class _DocumentSplit:
         if a_safe and b_safe:
             return b - a
         ca, cb = self._char(a), self._char(b)
-        if not b_safe:
-            inner = self._safe_points(ca, cb)
-        else:  # only the first safe point is needed: search a line's worth at a time
-            m = _SAFE.search(self.text, ca, min(self.length, cb + 1))
-            inner = self._safe_points(ca, m.end() + 1) if m is not None and m.end() < cb else []
+        if b_safe:  # the common case, a chunk starting inside a line: re-encode up to its first safe point
+            q = self._first_safe_point(ca, cb)
+            return self._encode_len(a, b) if q is None else self._encode_len(a, q) + (b - q)
+        inner = self._safe_points(ca, cb)
         if not inner:
             return self._encode_len(a, b)
         q1, ql = inner[0], inner[-1]
         head = q1 - a if a_safe else self._encode_len(a, q1)
-        tail = b - ql if b_safe else self._encode_len(ql, b)
-        return head + (ql - q1) + tail
+        return head + (ql - q1) + self._encode_len(ql, b)
 
     def _best_cut(self, a: int) -> int:
         limit = self.c.chunk_tokens
         hi = a + limit
         lo = a + max(limit // 2, self.c.overlap_tokens + 1)
         c_lo, c_hi = self._char(lo), self._char(hi)
+        text = self.text
+        w_from, w_to = max(0, c_lo - 1), min(self.length, c_hi + 2)
         for level, pattern in enumerate(_LEVELS):
             best: int | None = None
-            for m in pattern.finditer(self.text, max(0, c_lo - 1), min(self.length, c_hi + 2)):
+            for m in pattern.finditer(text, w_from, w_to):
                 p = m.end()
                 if c_lo <= p <= c_hi and not (level == 0 and self.fences and self._in_fence(p)):
                     best = p
@@ -291,10 +322,13 @@ class _DocumentSplit:
     def run(self) -> list[Chunk]:
         """Cut the document into chunks."""
         limit, overlap = self.c.chunk_tokens, self.c.overlap_tokens
+        n = self.n
+        if n <= limit:  # one chunk: the whole document, counted by the one encode
+            return [self._make(0, 0, self.length, n)]
         chunks: list[Chunk] = []
         a = prev_end = 0
-        while a < self.n:
-            b = self.n if self.n - a <= limit else self._best_cut(a)
+        while a < n:
+            b = n if n - a <= limit else self._best_cut(a)
             count = self.exact_count(a, b)
             while count > limit:
                 # the re-encoded span came out longer than the document's slice of it: shrink and re-check
@@ -308,17 +342,16 @@ class _DocumentSplit:
                 # shrinking left nothing new after the previous chunk: give up some overlap instead
                 a = self._next_lead(a + 1)
                 continue
-            chunks.append(self._make(len(chunks), a, b, count))
+            chunks.append(self._make(len(chunks), self._char(a), self._char(b), count))
             prev_end = b
-            if b >= self.n:
+            if b >= n:
                 break
             a = min(self._next_lead(max(b - overlap, a + 1)), b)
         return chunks
 
     # -- output ----------------------------------------------------------------------------------------
 
-    def _make(self, index: int, a: int, b: int, count: int) -> Chunk:
-        start, end = self._char(a), self._char(b)
+    def _make(self, index: int, start: int, end: int, count: int) -> Chunk:
         body = self.text[start:end]
         return Chunk(
             id=chunk_id(self.document, start, end, body),
@@ -332,24 +365,37 @@ class _DocumentSplit:
         )
 
     def _breadcrumb(self, start: int) -> tuple[str, ...]:
-        """The heading path in force at ``start`` (starts only grow, so each heading is read once)."""
-        changed = False
-        if self._scanned == 0:
+        """The heading path in force at ``start`` (starts only grow, so each heading is read once, and a
+        chunk with no new heading before it costs one comparison)."""
+        if self._headings is None:
+            self._headings = _HEADING.finditer(self.text)
             first = _FIRST_HEADING.match(self.text)
             if first is not None:
                 self._levels[len(first.group(1))] = first.group(2)
-                changed = True
-        for m in _HEADING.finditer(self.text, max(0, self._scanned - 1)):
-            pos = m.start() + 1
-            if pos > start:
-                break
-            if self.fences and self._in_fence(pos):
-                continue
+                self._path = self._heading_path()
+            self._advance()
+        if self._pending > start:
+            return self._path
+        while self._pending <= start:
+            m = self._pending_match
+            assert m is not None
             level = len(m.group(1))
             self._levels[level] = m.group(2)
             self._levels[level + 1 :] = [None] * (6 - level)
-            changed = True
-        self._scanned = start + 1
-        if changed:
-            self._path = tuple(t.strip().rstrip("#").rstrip() for t in self._levels if t is not None)
+            self._advance()
+        self._path = self._heading_path()
         return self._path
+
+    def _advance(self) -> None:
+        """Move ``_pending`` to the next heading outside a code fence (past the end when none is left)."""
+        assert self._headings is not None
+        for m in self._headings:
+            pos = m.start() + 1
+            if self.fences and self._in_fence(pos):
+                continue
+            self._pending, self._pending_match = pos, m
+            return
+        self._pending, self._pending_match = self.length + 1, None
+
+    def _heading_path(self) -> tuple[str, ...]:
+        return tuple(t.strip().rstrip("#").rstrip() for t in self._levels if t is not None)
