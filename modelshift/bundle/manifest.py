@@ -217,12 +217,48 @@ class Threshold(_Strict):
     critical: bool = False
 
 
+#: The azure-ai-evaluation quality evaluators a pinned judge may run (each scores 1-5, higher is better).
+JUDGE_METRICS: tuple[str, ...] = ("groundedness", "relevance", "coherence", "fluency", "similarity")
+#: Gate metrics named ``judge_<evaluator>`` read the judge's per-item scores.
+JUDGE_METRIC_PREFIX = "judge_"
+
+
+class JudgeModel(_Strict):
+    """The model the judge deployment runs. It is pinned: another judge model is another measurement."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+
+
 class Judge(_Strict):
-    """A pinned LLM judge deployment."""
+    """A pinned LLM judge: an Azure OpenAI deployment that scores answers through azure-ai-evaluation.
+
+    The judge's identity (deployment, account, model name and version, api-version, evaluators) is part of
+    the evaluator version that keys the baseline cache, so changing the judge re-measures the baseline.
+    """
 
     deployment: str = Field(min_length=1)
-    model: str = Field(min_length=1)
-    version: str = Field(min_length=1)
+    model: JudgeModel
+    #: the Azure OpenAI account holding ``deployment``, in the bundle model's subscription and resource
+    #: group; default: the bundle model's own account
+    account: str | None = Field(default=None, min_length=1)
+    #: data-plane api-version of the judge's calls; default MODELSHIFT_DATA_PLANE_API_VERSION
+    api_version: str | None = Field(default=None, min_length=1)
+    metrics: list[str] = Field(min_length=1)
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_evaluators(cls, value: list[str]) -> list[str]:
+        unknown = [m for m in value if m not in JUDGE_METRICS]
+        if unknown:
+            raise ValueError(
+                f"unknown judge metric(s) {', '.join(repr(m) for m in unknown)}; "
+                f"the judge can run {', '.join(JUDGE_METRICS)}"
+            )
+        repeated = sorted({m for m in value if value.count(m) > 1})
+        if repeated:
+            raise ValueError(f"judge metric(s) {', '.join(repeated)} listed twice; name each once")
+        return value
 
 
 class Evaluation(_Strict):
@@ -235,9 +271,46 @@ class Evaluation(_Strict):
     metrics: dict[str, Threshold] = Field(min_length=1)
     judge: Judge | None = None
 
+    @model_validator(mode="after")
+    def _judge_metrics_have_a_judge(self) -> Evaluation:
+        for name in self.metrics:
+            evaluator = name.removeprefix(JUDGE_METRIC_PREFIX)
+            if not name.startswith(JUDGE_METRIC_PREFIX) or evaluator not in JUDGE_METRICS:
+                continue
+            if self.judge is None:
+                raise rule_error(
+                    f"metrics.{name}",
+                    f"gates on the LLM judge's {evaluator} score but no judge is configured; add "
+                    f"evaluation.judge (deployment, model, metrics: [{evaluator}]) or remove {name}",
+                )
+            if evaluator not in self.judge.metrics:
+                raise rule_error(
+                    f"metrics.{name}",
+                    f"gates on the judge's {evaluator} score but evaluation.judge.metrics does not run "
+                    f"{evaluator}; add it to evaluation.judge.metrics or remove {name}",
+                )
+        return self
+
+
+class CanaryAnalysis(_Strict):
+    """Thresholds of the live canary analysis (each unset field keeps the analysis default).
+
+    A forced migration often changes latency or answer length on purpose (a new model): the tolerances say
+    how much change this app accepts before the canary counts as failed.
+    """
+
+    confidence: float | None = Field(default=None, ge=0.5, le=0.999)
+    error_rate_tolerance: float | None = Field(default=None, ge=0, le=1)
+    latency_tolerance: float | None = Field(default=None, ge=0)
+    tokens_tolerance: float | None = Field(default=None, ge=0)
+    negative_feedback_tolerance: float | None = Field(default=None, ge=0, le=1)
+    require_feedback: bool | None = None
+    quality_margin: float | None = Field(default=None, ge=0)
+    require_quality: bool | None = None
+
 
 class Canary(_Strict):
-    """The traffic ramp and how inconclusive steps are handled."""
+    """The traffic ramp, the live analysis thresholds and how inconclusive steps are handled."""
 
     steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
     min_requests_per_step: int = Field(default=50, ge=1)
@@ -245,6 +318,7 @@ class Canary(_Strict):
     max_step_extensions: int = Field(default=2, ge=0)
     approval_required: bool = False
     on_inconclusive: Literal["rollback", "approval"] = "rollback"
+    analysis: CanaryAnalysis = Field(default_factory=CanaryAnalysis)
 
     @field_validator("steps")
     @classmethod
@@ -270,6 +344,17 @@ class Manifest(_Strict):
     retrieval: Retrieval | None = None
     evaluation: Evaluation
     canary: Canary = Field(default_factory=Canary)
+
+    @model_validator(mode="after")
+    def _judge_needs_an_azure_account(self) -> Manifest:
+        if self.evaluation.judge is not None and self.model.platform != "azure-openai":
+            raise rule_error(
+                "evaluation.judge",
+                "the LLM judge is an Azure OpenAI deployment found through the bundle model's account, "
+                f"so it needs model.platform azure-openai (this bundle is {self.model.platform}); "
+                "remove evaluation.judge",
+            )
+        return self
 
     def canonical(self) -> dict[str, Any]:
         """The manifest as plain JSON data with every default filled in (the basis of the digest)."""

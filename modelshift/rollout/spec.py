@@ -85,7 +85,11 @@ class RolloutSpec(BaseModel):
                     on_inconclusive=canary.on_inconclusive,
                     max_extensions=canary.max_step_extensions,
                     lease_seconds=lease_seconds,
-                    analysis=analysis or AnalysisPolicy(min_requests=canary.min_requests_per_step),
+                    analysis=analysis
+                    or AnalysisPolicy(
+                        min_requests=canary.min_requests_per_step,
+                        **canary.analysis.model_dump(exclude_none=True),
+                    ),
                 ),
             )
         except ValidationError as exc:

@@ -95,3 +95,37 @@ def test_steps_parse_from_plain_data_by_kind() -> None:
 def test_bad_steps_are_refused(data: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         STEPS_ADAPTER.validate_python([data])
+
+
+def test_the_bundle_analysis_thresholds_reach_the_rollout_spec() -> None:
+    from modelshift.rollout import AnalysisPolicy, RolloutSpec
+
+    policy = Canary.model_validate(
+        {"min_requests_per_step": 30, "analysis": {"latency_tolerance": 0.5, "error_rate_tolerance": 0.02}}
+    )
+    spec = RolloutSpec.from_canary(
+        app="a", baseline_digest="b" * 64, candidate_digest="c" * 64, canary=policy
+    )
+    analysis = spec.policy.analysis
+    assert (analysis.latency_tolerance, analysis.error_rate_tolerance, analysis.min_requests) == (
+        0.5,
+        0.02,
+        30,
+    )
+    # unset fields keep the analysis defaults; an explicit policy (the flow parameter) wins over the bundle
+    assert analysis.tokens_tolerance == AnalysisPolicy().tokens_tolerance
+    forced = RolloutSpec.from_canary(
+        app="a",
+        baseline_digest="b" * 64,
+        candidate_digest="c" * 64,
+        canary=policy,
+        analysis=AnalysisPolicy(latency_tolerance=2.0),
+    )
+    assert forced.policy.analysis.latency_tolerance == 2.0
+
+
+def test_a_bad_analysis_threshold_names_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"analysis\.latency_tolerance"):
+        Canary.model_validate({"analysis": {"latency_tolerance": -1}})
+    with pytest.raises(ValidationError, match=r"analysis\.p_value"):
+        Canary.model_validate({"analysis": {"p_value": 0.1}})
