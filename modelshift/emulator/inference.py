@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from modelshift.emulator.answerer import answer_chat, embed
 from modelshift.emulator.finetune_state import unix
+from modelshift.emulator.judge import judge_answer
 from modelshift.emulator.scenario import BehaviourProfile, CatalogModel
 from modelshift.emulator.state import Account, Deployment, World
 from modelshift.emulator.web import (
@@ -199,7 +200,8 @@ async def chat(
     json_mode = "JSON" in system or (
         isinstance(response_format, dict) and response_format.get("type") == "json_object"
     )
-    answer = answer_chat(
+    # an azure-ai-evaluation judge prompt gets a judge's verdict; anything else the extractive answer
+    answer = judge_answer(messages, enc=enc, max_tokens=max_tokens) or answer_chat(
         messages,
         enc=enc,
         quality=profile.quality,

@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from modelshift.bundle.manifest import JUDGE_METRICS
 from modelshift.evaluation import metrics
 from modelshift.evaluation.pricing import ModelPrice
 
 #: Fields named ``judge:<evaluator>`` read :attr:`ItemResult.judge` instead of an attribute.
 JUDGE_PREFIX = "judge:"
 #: The azure-ai-evaluation quality evaluators a pinned judge may score (each 1-5, higher is better).
-JUDGE_EVALUATORS: tuple[str, ...] = ("groundedness", "relevance", "coherence", "fluency", "similarity")
+JUDGE_EVALUATORS: tuple[str, ...] = JUDGE_METRICS
 
 
 class ItemResult(BaseModel):
@@ -42,6 +43,8 @@ class ItemResult(BaseModel):
     cost: float | None = Field(default=None, ge=0)
     #: LLM-judge scores by evaluator name (azure-ai-evaluation's 1-5 scales), when a judge is configured
     judge: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    #: why the judge gave no score for an evaluator on this item (the item's other metrics still count)
+    judge_errors: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
 
     @property
@@ -192,6 +195,7 @@ def score_item(
     completion_tokens: int | None = None,
     price: ModelPrice | None = None,
     judge: dict[str, float] | None = None,
+    judge_errors: dict[str, str] | None = None,
     error: str | None = None,
 ) -> ItemResult:
     """Every per-item metric of one answer, as an :class:`ItemResult`.
@@ -199,7 +203,7 @@ def score_item(
     ``passages`` is what was retrieved (None when the bundle retrieves nothing: groundedness and the hit
     are then None). ``embed`` turns text into a vector for ``answer_similarity`` (the local hashed embedding
     by default; pass the deployment's embeddings, or None to leave the metric out). ``price`` gives ``cost``;
-    ``judge`` carries LLM-judge scores by evaluator name.
+    ``judge`` carries LLM-judge scores by evaluator name, ``judge_errors`` why an evaluator gave none.
     An ``error`` (or no answer at all) makes a failed item that carries only its id and the error.
     """
     if error is not None or answer is None:
@@ -227,4 +231,5 @@ def score_item(
         completion_tokens=completion_tokens,
         cost=cost,
         judge=dict(judge or {}),
+        judge_errors=dict(judge_errors or {}),
     )

@@ -62,6 +62,10 @@ class ItemOutcome:
     throttled: int = 0
     error: str | None = None
     error_kind: str | None = None
+    #: LLM-judge scores by evaluator name (filled in by :mod:`modelshift.evaluation.judge`)
+    judge: Mapping[str, float] = field(default_factory=dict)
+    #: why the judge gave no score for an evaluator on this item
+    judge_errors: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -84,6 +88,8 @@ class ItemOutcome:
             "throttled": self.throttled,
             "error": self.error,
             "error_kind": self.error_kind,
+            "judge": dict(self.judge),
+            "judge_errors": dict(self.judge_errors),
         }
 
     @classmethod
@@ -103,6 +109,8 @@ class ItemOutcome:
             throttled=int(data.get("throttled", 0)),
             error=data.get("error"),
             error_kind=data.get("error_kind"),
+            judge={str(k): float(v) for k, v in (data.get("judge") or {}).items()},
+            judge_errors={str(k): str(v) for k, v in (data.get("judge_errors") or {}).items()},
         )
 
 
@@ -346,6 +354,8 @@ def score_run(run: BundleRun, bundle: Bundle, prices: PriceTable | None = None) 
             prompt_tokens=o.prompt_tokens,
             completion_tokens=o.completion_tokens,
             price=price,
+            judge=dict(o.judge),
+            judge_errors=dict(o.judge_errors),
             error=o.error,
         )
         for o in run.outcomes

@@ -66,6 +66,10 @@ class EndpointDirectory:
         endpoint = model.endpoint or self._endpoint(bundle, ref)
         return ModelTarget(model.platform, endpoint, model.deployment, self._deployment_limits(ref, model))
 
+    def account_endpoint(self, bundle: Bundle, ref: AccountRef) -> str:
+        """The data-plane endpoint of the account ``ref`` (read from ARM once; errors name ``bundle``)."""
+        return self._endpoint(bundle, ref)
+
     def _require_arm(self, bundle: Bundle, what: str) -> ArmClient:
         if self.arm is None:
             raise ConfigError(

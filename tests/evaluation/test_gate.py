@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from modelshift.bundle import load_bundle
-from modelshift.bundle.manifest import Evaluation, Threshold
+from modelshift.bundle.manifest import Evaluation, Judge, JudgeModel, Threshold
 from modelshift.errors import ConfigError, DataValidationError
 from modelshift.evaluation.gate import check_policy, compare
 from modelshift.evaluation.report import GateReport, Verdict
@@ -54,8 +54,21 @@ def shift(delta: float) -> Any:
     return lambda v, _i: min(1.0, max(0.0, v + delta))
 
 
+# a policy that gates on judge_* metrics must pin the judge that scores them
+JUDGE = Judge(
+    deployment="judge", model=JudgeModel(name="gpt-4o", version="2024-11-20"), metrics=list(JUDGE_EVALUATORS)
+)
+
+
 def policy(min_items: int = 30, confidence: float = 0.95, **metrics: Threshold) -> Evaluation:
-    return Evaluation(dataset="golden.jsonl", min_items=min_items, confidence=confidence, metrics=metrics)
+    judged = any(name.startswith("judge_") for name in metrics)
+    return Evaluation(
+        dataset="golden.jsonl",
+        min_items=min_items,
+        confidence=confidence,
+        metrics=metrics,
+        judge=JUDGE if judged else None,
+    )
 
 
 def up(**kw: Any) -> Threshold:
