@@ -3,8 +3,9 @@
 Every item goes through :class:`~modelshift.orchestration.BundleRuntime` (the gateway's code path). Before a
 request is sent its cost (prompt tokens by the model's tokenizer + ``max_tokens``) is reserved in the
 deployment's :class:`~modelshift.evaluation.ratelimit.RateLimiter`; afterwards the reservation is corrected
-from the usage and ``x-ratelimit-*`` headers. Concurrency is whatever the limiter admits (bounded by
-``max_concurrency`` sockets), so a big deployment is driven hard and a small one is not flooded.
+from the usage and ``x-ratelimit-*`` headers. Concurrency is not a fixed number: :class:`Concurrency`
+derives it from the limits and the observed latency (Little's law), so a big deployment with slow answers
+is driven as hard as its quota allows and a small one is not flooded (bounded by ``max_concurrency``).
 
 Failures, per item:
 - 429: the limiter pauses every sender for the platform's ``retry-after``; the item is sent again. A 429
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,6 +140,8 @@ class RunStats:
     retries: int = 0
     tokens_charged: int = 0
     wall_seconds: float = 0.0
+    #: the most requests that were on the wire at once (what the adaptive concurrency reached)
+    peak_concurrency: int = 0
 
 
 @dataclass(frozen=True)
@@ -160,7 +165,16 @@ class BundleRun:
 class RunnerConfig:
     """Retry and concurrency knobs (the defaults suit Azure OpenAI)."""
 
-    max_concurrency: int = 32
+    #: the most items in flight whatever the limits allow (httpx's default pool holds 100 connections)
+    max_concurrency: int = 100
+    #: the fewest items in flight the runner keeps going (while any are left)
+    min_concurrency: int = 2
+    #: concurrency to start with when the deployment's limits are unknown (then grown while no 429 comes)
+    initial_concurrency: int = 8
+    #: latency assumed until the first answers are timed (seconds)
+    initial_latency: float = 1.0
+    #: Little's law headroom: in flight = admitted rate x latency x this (latency varies item to item)
+    headroom: float = 1.25
     #: attempts per item for transient errors (429s do not count)
     max_attempts: int = 5
     #: 429s one item may see before it is recorded as failed (a guard against a stuck deployment)
@@ -170,6 +184,103 @@ class RunnerConfig:
     #: wait after a 429 that named no retry-after
     throttle_fallback: float = 1.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_concurrency <= self.max_concurrency:
+            raise ConfigError(
+                f"runner concurrency bounds must satisfy 1 <= min_concurrency <= max_concurrency (got "
+                f"min_concurrency={self.min_concurrency}, max_concurrency={self.max_concurrency})"
+            )
+        if self.initial_latency <= 0 or self.headroom < 1:
+            raise ConfigError(
+                f"runner initial_latency must be > 0 and headroom >= 1 (got initial_latency="
+                f"{self.initial_latency}, headroom={self.headroom})"
+            )
+
+
+#: latencies kept for the estimate (the most recent ones)
+_LATENCY_SAMPLES = 64
+#: the latency percentile Little's law is applied to (a high one: slow answers hold their slot longer)
+_LATENCY_QUANTILE = 0.9
+#: how often the runner looks again at the limiter when no answer arrived (its buckets refill with time)
+_DISPATCH_TICK_S = 0.1
+
+
+class Concurrency:
+    """How many items the runner keeps in flight; no fixed number, so no tuning per deployment.
+
+    With known limits it is Little's law: in flight = admitted rate x latency. The rate is what the limits
+    admit in the long run for requests of the average estimated cost (``RateLimiter.admission``), the
+    latency a high percentile of the recently timed answers, times ``headroom``; and while the buckets
+    still have room (an idle deployment's full first window), as many more as they admit at once, so
+    that room is used now instead of trickling out at the long-run rate. The limiter still decides when
+    each request goes; this only bounds how many items are prepared and waiting or on the wire.
+
+    With unknown limits it is found like TCP's congestion window: start at ``initial_concurrency``,
+    one more per answer (doubling every round trip) until the first 429, then halve on each 429 and grow
+    by one per round trip. Always within ``[min_concurrency, max_concurrency]``.
+    """
+
+    def __init__(self, config: RunnerConfig) -> None:
+        self.config = config
+        self._latencies: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self._cost_total = 0
+        self._cost_count = 0
+        self._window = float(config.initial_concurrency)
+        self._slow_start = True
+        #: admitted requests waiting for their answer
+        self.on_the_wire = 0
+        #: the most there ever were at once
+        self.peak = 0
+
+    def latency(self) -> float:
+        """Seconds an answer takes (a high percentile of recent ones; the configured guess before any)."""
+        if not self._latencies:
+            return self.config.initial_latency
+        ordered = sorted(self._latencies)
+        return ordered[min(len(ordered) - 1, int(_LATENCY_QUANTILE * len(ordered)))]
+
+    def cost(self) -> float:
+        """The average estimated cost of a request so far (1 before any: only the request limit counts)."""
+        return self._cost_total / self._cost_count if self._cost_count else 1.0
+
+    def target(self, limiter: RateLimiter) -> int:
+        """Items that may be in flight now."""
+        admission = limiter.admission(self.cost())
+        if admission is None:
+            wanted = math.floor(self._window)
+        else:
+            littles_law = math.ceil(admission.per_second * self.latency() * self.config.headroom)
+            wanted = max(littles_law, self.on_the_wire + math.ceil(admission.now))
+        return max(self.config.min_concurrency, min(self.config.max_concurrency, wanted))
+
+    def estimated(self, tokens: int) -> None:
+        """An item's request was estimated at ``tokens``."""
+        self._cost_total += tokens
+        self._cost_count += 1
+
+    def sent(self) -> None:
+        """A request was admitted and is on the wire."""
+        self.on_the_wire += 1
+        self.peak = max(self.peak, self.on_the_wire)
+
+    def returned(self, latency: float | None) -> None:
+        """A request came back; ``latency`` (seconds) when it was answered, ``None`` when it failed."""
+        self.on_the_wire -= 1
+        if latency is None:
+            return
+        self._latencies.append(latency)
+        if self._slow_start:
+            self._window += 1.0
+        else:
+            self._window += 1.0 / max(1.0, self._window)
+        self._window = min(self._window, float(self.config.max_concurrency))
+
+    def throttled(self) -> None:
+        """A 429: with unknown limits, halve the window and stop doubling it."""
+        self.on_the_wire -= 1
+        self._slow_start = False
+        self._window = max(float(self.config.min_concurrency), self._window / 2)
 
 
 class _Counters:
@@ -202,38 +313,61 @@ class Runner:
         self._rng = random.Random(self.config.seed)
 
     async def run(self, runtime: BundleRuntime, dataset: Dataset) -> BundleRun:
-        """Every item of ``dataset`` through ``runtime``; returns one outcome per item, in order."""
+        """Every item of ``dataset`` through ``runtime``; returns one outcome per item, in order.
+
+        Items are started as long as fewer than :meth:`Concurrency.target` are in flight; each task
+        writes its outcome at its dataset position, once.
+        """
         started = self._monotonic()
         counters = _Counters()
-        semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        concurrency = Concurrency(self.config)
         label = f"{runtime.bundle.app}@{runtime.bundle.version}"
-
-        async def one(item: DatasetItem) -> ItemOutcome:
-            async with semaphore:
-                outcome = await self._item(runtime, item, counters)
-            counters.done += 1
-            counters.failed += 0 if outcome.ok else 1
-            if self.progress is not None:
-                self.progress(
-                    Progress(label, counters.done, len(dataset), counters.failed, counters.throttled)
+        items = dataset.items
+        outcomes: list[ItemOutcome | None] = [None] * len(items)
+        tasks: dict[asyncio.Task[ItemOutcome], int] = {}
+        next_index = 0
+        try:
+            while next_index < len(items) or tasks:
+                target = concurrency.target(self.limiter)
+                while next_index < len(items) and len(tasks) < target:
+                    item = items[next_index]
+                    tasks[asyncio.create_task(self._item(runtime, item, counters, concurrency))] = next_index
+                    next_index += 1
+                done, _ = await asyncio.wait(
+                    tasks, timeout=_DISPATCH_TICK_S, return_when=asyncio.FIRST_COMPLETED
                 )
-            return outcome
-
-        outcomes = await asyncio.gather(*(one(item) for item in dataset.items))
+                for task in done:
+                    index = tasks.pop(task)
+                    outcome = task.result()
+                    outcomes[index] = outcome
+                    counters.done += 1
+                    counters.failed += 0 if outcome.ok else 1
+                    if self.progress is not None:
+                        self.progress(
+                            Progress(label, counters.done, len(items), counters.failed, counters.throttled)
+                        )
+        finally:
+            for task in tasks:
+                task.cancel()
         stats = RunStats(
             requests=counters.requests,
             throttled=counters.throttled,
             retries=counters.retries,
             tokens_charged=counters.tokens,
             wall_seconds=self._monotonic() - started,
+            peak_concurrency=concurrency.peak,
         )
-        return BundleRun(runtime.bundle.digest, dataset.digest, RUNNER_VERSION, tuple(outcomes), stats)
+        finished = tuple(o for o in outcomes if o is not None)
+        assert len(finished) == len(items), "every item has exactly one outcome"
+        return BundleRun(runtime.bundle.digest, dataset.digest, RUNNER_VERSION, finished, stats)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.config.max_delay, self.config.base_delay * 2 ** (attempt - 1))
         return float(ceiling * (0.5 + 0.5 * self._rng.random()))
 
-    async def _item(self, runtime: BundleRuntime, item: DatasetItem, counters: _Counters) -> ItemOutcome:
+    async def _item(
+        self, runtime: BundleRuntime, item: DatasetItem, counters: _Counters, concurrency: Concurrency
+    ) -> ItemOutcome:
         try:
             prepared = runtime.prepare(item.question)
         except ModelshiftError as exc:
@@ -241,22 +375,27 @@ class Runner:
         estimate = estimate_request_tokens(
             prepared.messages, tokenizer_for_model(runtime.model_name), runtime.max_tokens
         )
+        concurrency.estimated(estimate)
         attempts = 0
         throttled = 0
         while True:
             reservation = await self.limiter.acquire(estimate)
             counters.requests += 1
+            concurrency.sent()
+            sent_at = self._monotonic()
             try:
                 answer = await runtime.complete(prepared)
             except ThrottledError as exc:
+                concurrency.throttled()
                 self.limiter.release(reservation)
-                self.limiter.throttled(exc.retry_after, self.config.throttle_fallback)
+                self.limiter.throttled(exc.retry_after, self.config.throttle_fallback, reservation)
                 counters.throttled += 1
                 throttled += 1
                 if throttled < self.config.max_throttled:
                     continue
                 return self._failed(item, exc, attempts + 1, throttled, prepared.contexts)
             except ModelshiftError as exc:
+                concurrency.returned(None)
                 attempts += 1
                 self._settle_failed(reservation, exc)
                 if exc.retryable and attempts < self.config.max_attempts:
@@ -264,6 +403,11 @@ class Runner:
                     await self._sleep(self._backoff(attempts))
                     continue
                 return self._failed(item, exc, attempts, throttled, prepared.contexts)
+            except BaseException:
+                concurrency.returned(None)
+                self.limiter.release(reservation)
+                raise
+            concurrency.returned(self._monotonic() - sent_at)
             attempts += 1
             charged = answer.usage.prompt_tokens + runtime.max_tokens
             self.limiter.settle(reservation, charged, answer.rate_limit)

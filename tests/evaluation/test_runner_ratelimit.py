@@ -8,6 +8,8 @@ import pytest
 
 from modelshift.errors import ConfigError
 from modelshift.evaluation.ratelimit import (
+    EDGE_MARGIN_S,
+    MAX_EDGE_MARGIN_S,
     RateLimiter,
     RateLimits,
     TokenBucket,
@@ -249,3 +251,52 @@ def test_estimate_counts_chat_format_and_max_tokens() -> None:
 
 def test_unknown_model_is_estimated_with_o200k() -> None:
     assert tokenizer_for_model("llama-3-8b").name == "o200k_base"
+
+
+def test_admission_is_the_room_now_and_the_long_run_rate() -> None:
+    clock = FakeTime()
+    lim = limiter(RateLimits.from_capacity(60), clock)  # 60k TPM, 360 RPM: 60 requests per 10 s
+    first = lim.admission(1000)
+    assert first is not None
+    assert (first.now, first.per_second) == (60.0, 1.0)  # tokens for 60, the request window holds 60
+    asyncio.run(lim.acquire(10_000))
+    after = lim.admission(1000)
+    assert after is not None and after.now == pytest.approx(50.0)
+    assert lim.admission(10) == type(first)(now=59.0, per_second=6.0)  # small requests: RPM binds
+    lim.throttled(2.0)
+    paused = lim.admission(1000)
+    assert paused is not None and paused.now == 0.0 and paused.per_second == 1.0
+    assert limiter(None, clock).admission(1000) is None
+
+
+def test_a_429_the_buckets_did_not_expect_grows_the_edge_margin() -> None:
+    """The platform stamped a request later than we reserved it: hold spends longer, once per change."""
+    clock = FakeTime()
+    lim = limiter(RateLimits.from_capacity(10), clock)  # 10k TPM, 10 requests per 10 s
+    asyncio.run(lim.acquire(10_000))
+    clock.now = 60.0 + EDGE_MARGIN_S  # our window lets that spend go
+    early = asyncio.run(lim.acquire(5_000))
+    also_early = asyncio.run(lim.acquire(5_000))
+    clock.now += 0.1  # the 429 comes back 0.1 s later: the platform counts the old spend 0.3 s more
+    lim.release(early)
+    lim.throttled(0.3, reservation=early)
+    assert lim.edge_margin == pytest.approx(EDGE_MARGIN_S + 0.4)
+    lim.release(also_early)
+    lim.throttled(0.3, reservation=also_early)  # sent before the change: nothing new
+    assert lim.edge_margin == pytest.approx(EDGE_MARGIN_S + 0.4)
+    again = asyncio.run(lim.acquire(10_000))  # after the pause
+    assert again.sent_at == pytest.approx(60.0 + EDGE_MARGIN_S + 0.4)
+    following = asyncio.run(lim.acquire(1))  # a spend now counts for 60 s + the grown margin
+    assert following.sent_at == pytest.approx(again.sent_at + 60.0 + EDGE_MARGIN_S + 0.4)
+    lim.release(following)
+    lim.throttled(30.0, reservation=following)
+    assert lim.edge_margin == MAX_EDGE_MARGIN_S  # bounded: someone else's burst is not our lag
+
+
+def test_unknown_limits_or_no_reservation_leave_the_margin() -> None:
+    clock = FakeTime()
+    known = limiter(RateLimits.from_capacity(1), clock)
+    known.throttled(0.5)
+    unknown = limiter(None, clock)
+    unknown.throttled(0.5, reservation=asyncio.run(unknown.acquire(100)))
+    assert known.edge_margin == unknown.edge_margin == EDGE_MARGIN_S
