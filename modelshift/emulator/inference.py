@@ -155,6 +155,14 @@ async def _faults_and_latency(
     return latency
 
 
+def _served(world: World, dep: Deployment, profile: BehaviourProfile) -> BehaviourProfile:
+    """Count one more chat request served by ``dep``; its profile for it (degraded past the threshold)."""
+    with world.lock:
+        dep.chat_requests += 1
+        served = dep.chat_requests
+    return profile.under_load(served)
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -194,6 +202,7 @@ async def chat(
 
     estimate = count_prompt_tokens(messages, enc) + (max_tokens or 0)
     headers = _rate_limit(world, account, dep, estimate, "ChatCompletions_Create", version)
+    profile = _served(world, dep, profile)
     latency = await _faults_and_latency(world, account, dep, profile)
     response_format = body.get("response_format")
     system = " ".join(str(m.get("content", "")) for m in messages if m.get("role") in ("system", "developer"))

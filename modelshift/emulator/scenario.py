@@ -72,8 +72,23 @@ class FineTuneOutcome(_Strict):
     queue_minutes: float = Field(default=5.0, ge=0)
 
 
+class DegradedSpec(_Strict):
+    """How a model version behaves under sustained live load (``BehaviourProfile.degrades_after_requests``).
+
+    Each field that is set replaces the healthy profile's value; unset fields keep it."""
+
+    error_rate: float | None = Field(default=None, ge=0, le=1)
+    latency: LatencySpec | None = None
+    quality: float | None = Field(default=None, ge=0, le=1)
+
+
 class BehaviourProfile(_Strict):
-    """How a model version behaves in the emulator."""
+    """How a model version behaves in the emulator.
+
+    ``degrades_after_requests: N`` with a ``degraded`` profile makes the version worse under sustained live
+    load, deterministically: each deployment of it counts the chat requests it has served, and from request
+    ``N + 1`` on it behaves as ``degraded`` says. An offline evaluation (fewer than N calls) sees the healthy
+    profile; a canary that keeps sending traffic sees the errors and the latency."""
 
     quality: float = Field(default=0.9, ge=0, le=1)
     context_window: int = Field(default=128_000, ge=64)
@@ -81,6 +96,28 @@ class BehaviourProfile(_Strict):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     fine_tune: FineTuneOutcome = Field(default_factory=FineTuneOutcome)
     embedding_dims: int = Field(default=256, ge=8, le=4096)
+    degrades_after_requests: int | None = Field(default=None, ge=0)
+    degraded: DegradedSpec | None = None
+
+    @model_validator(mode="after")
+    def _degradation_pairs(self) -> BehaviourProfile:
+        if (self.degrades_after_requests is None) != (self.degraded is None):
+            raise ValueError(
+                "degrades_after_requests and degraded go together: set both (after how many chat requests "
+                "a deployment degrades, and how it behaves then) or neither"
+            )
+        return self
+
+    def under_load(self, served: int) -> BehaviourProfile:
+        """This profile for a deployment's ``served``-th chat request (1-based): degraded past N."""
+        if self.degraded is None or self.degrades_after_requests is None:
+            return self
+        if served <= self.degrades_after_requests:
+            return self
+        changes = self.degraded.model_dump(exclude_none=True)
+        if self.degraded.latency is not None:
+            changes["latency"] = self.degraded.latency
+        return self.model_copy(update=changes)
 
 
 class FaultSpec(_Strict):
@@ -264,6 +301,11 @@ class Scenario(_Strict):
     latency_scale: float = Field(default=0.02, ge=0, description="real sleep = sampled latency x this")
     page_size: int = Field(default=50, ge=1)
     lro_delay_seconds: float = Field(default=2.0, ge=0, description="scenario seconds a deployment PUT takes")
+    rate_limit_scale: float = Field(
+        default=1.0,
+        gt=0,
+        description="multiplies every deployment's TPM/RPM limits (the demo raises it for its live traffic)",
+    )
     subscriptions: list[SubscriptionSpec] = Field(min_length=1)
     catalog: list[CatalogModel] = Field(default_factory=list)
     usages: dict[str, list[UsageSpec]] = Field(default_factory=dict)

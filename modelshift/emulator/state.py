@@ -41,6 +41,8 @@ class Deployment:
     created_at: datetime
     ready_at: datetime
     provision_failed: bool = False
+    #: chat requests this deployment has served (what ``degrades_after_requests`` counts)
+    chat_requests: int = 0
 
     def provisioning_state(self, now: datetime) -> str:
         """Creating until the scenario delay passes, then Succeeded (or Failed when a fault says so)."""
@@ -262,12 +264,14 @@ class World:
     # --- per-deployment runtime state -------------------------------------------------------------
 
     def limiter(self, account: str, dep: Deployment) -> SlidingWindowLimiter:
-        """The rate limiter of a deployment (re-created when its capacity changes)."""
+        """The rate limiter of a deployment (re-created when its capacity changes), its limits scaled by the
+        scenario's ``rate_limit_scale``."""
         with self.lock:
             key = (account, dep.name)
             current = self.limiters.get(key)
-            if current is None or current.tokens_per_window != dep.capacity * 1000:
-                current = SlidingWindowLimiter(dep.capacity)
+            capacity = max(1, round(dep.capacity * self.scenario.rate_limit_scale))
+            if current is None or current.tokens_per_window != capacity * 1000:
+                current = SlidingWindowLimiter(capacity)
                 self.limiters[key] = current
             return current
 
