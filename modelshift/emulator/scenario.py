@@ -192,11 +192,61 @@ class AccountSpec(_Strict):
         return self
 
 
+class MaapFineTuneOutcome(_Strict):
+    """What an Azure ML (MaaP) fine-tuning job on a catalog model does, on the scenario clock; a ``fail``
+    outcome ends the job Failed with ``error_code`` / ``error_message`` in its run-history error."""
+
+    outcome: Literal["succeed", "fail"] = "succeed"
+    queue_minutes: float = Field(default=5.0, ge=0)
+    duration_minutes: float = Field(default=60.0, ge=0)
+    error_code: str = "ExecutionFailed"
+    error_message: str = "The fine-tuning job failed (emulator scenario outcome: fail)."
+
+
+class OnlineDeploymentSpec(_Strict):
+    """A managed online deployment under an endpoint when the scenario starts."""
+
+    name: str = Field(min_length=3, max_length=32)
+    model: str
+    instance_type: str = "Standard_NC24ads_A100_v4"
+    instance_count: int = Field(default=1, ge=1)
+
+
+class OnlineEndpointSpec(_Strict):
+    """A managed online endpoint of a workspace, its deployments and its live traffic split."""
+
+    name: str = Field(min_length=3, max_length=32)
+    deployments: list[OnlineDeploymentSpec] = Field(default_factory=list)
+    traffic: dict[str, int] = Field(default_factory=dict)
+
+
+class WorkspaceSpec(_Strict):
+    """An Azure ML / AI Foundry workspace (Microsoft.MachineLearningServices): its default blob datastore,
+    its online endpoints, and what fine-tuning jobs on each catalog model (keyed by the registry model's
+    name, e.g. ``Meta-Llama-3.1-8B-Instruct``) do."""
+
+    name: str
+    location: str
+    datastore: str = "workspaceblobstore"
+    storage_account: str | None = Field(default=None, pattern=r"^[a-z0-9]{3,24}$")
+    container: str = "azureml-blobstore"
+    storage_key: str = "ZW11bGF0b3Itc3RvcmFnZS1rZXk="
+    fine_tune: dict[str, MaapFineTuneOutcome] = Field(default_factory=dict)
+    default_fine_tune: MaapFineTuneOutcome = Field(default_factory=MaapFineTuneOutcome)
+    online_endpoints: list[OnlineEndpointSpec] = Field(default_factory=list)
+
+    @property
+    def account_name(self) -> str:
+        """The storage account behind the default datastore."""
+        return self.storage_account or ("".join(c for c in self.name.lower() if c.isalnum()) + "store")[:24]
+
+
 class ResourceGroupSpec(_Strict):
-    """A resource group and its accounts."""
+    """A resource group, its accounts and its Azure ML workspaces."""
 
     name: str
     accounts: list[AccountSpec] = Field(default_factory=list)
+    workspaces: list[WorkspaceSpec] = Field(default_factory=list)
 
 
 class SubscriptionSpec(_Strict):

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from modelshift.emulator.aml_state import Workspace, build_workspace
 from modelshift.emulator.finetune_state import FineTuneStore
 from modelshift.emulator.ratelimit import SlidingWindowLimiter
 from modelshift.emulator.scenario import (
@@ -86,6 +87,7 @@ class World:
 
     def _build(self) -> None:
         self.accounts: dict[str, Account] = {}
+        self.workspaces: dict[str, Workspace] = {}
         self.faults: dict[tuple[str, str], FaultSpec] = {}
         self.limiters: dict[tuple[str, str], SlidingWindowLimiter] = {}
         self._rngs: dict[tuple[str, str], random.Random] = {}
@@ -94,6 +96,8 @@ class World:
             for group in sub.resource_groups:
                 for spec in group.accounts:
                     self.accounts[spec.name] = self._account(sub.id, group.name, spec, now)
+                for ws in group.workspaces:
+                    self.workspaces[ws.name.lower()] = build_workspace(ws, sub.id, group.name, now)
 
     def _account(self, sub: str, group: str, spec: AccountSpec, now: datetime) -> Account:
         account = Account(sub, group, spec.name, spec.location, spec.kind, spec.sku)

@@ -13,12 +13,14 @@ side-by-side deployment of the result.
 
 from __future__ import annotations
 
+from modelshift.finetune.catalog import CatalogFineTuneRequest, is_catalog_bundle
 from modelshift.finetune.poll import EventCallback, EventCursor, PollPolicy
 from modelshift.finetune.records import FineTuneJobRow, FineTuneJobStore, FineTunePhase, FineTuneRecord
 from modelshift.finetune.request import FineTuneRequest, base_model_id, merge_hyperparameters
 from modelshift.finetune.run import FineTuneResult, FineTuneRun, ResumableFineTuning
 
 __all__ = [
+    "CatalogFineTuneRequest",
     "EventCallback",
     "EventCursor",
     "FineTuneJobRow",
@@ -31,5 +33,6 @@ __all__ = [
     "PollPolicy",
     "ResumableFineTuning",
     "base_model_id",
+    "is_catalog_bundle",
     "merge_hyperparameters",
 ]

@@ -63,13 +63,15 @@ def validate_fine_tune_data(
     actor: str = "modelshift",
     sink: ReportSink | None = None,
     max_tokens_per_example: int = FINE_TUNE_EXAMPLE_TOKENS,
+    encoding: str | None = None,
 ) -> list[ValidationReport]:
     """Check the bundle's training (and validation) file for a fine-tune on ``target``; raise
-    DataValidationError (with the report) at the first file that fails, after auditing it."""
+    DataValidationError (with the report) at the first file that fails, after auditing it. ``encoding``
+    counts tokens for a target tiktoken does not know (a catalog model); by default the target's own."""
     ft = bundle.manifest.model.fine_tune
     if ft is None:
         return []
-    encoding = encoding_name_for_model(target.name)
+    encoding = encoding or encoding_name_for_model(target.name)
     reports: list[ValidationReport] = []
     keys = ["model.fine_tune.training_file"]
     if ft.validation_file is not None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from modelshift.bundle import Bundle
 from modelshift.clock import Clock
 from modelshift.finetune import (
+    CatalogFineTuneRequest,
     EventCallback,
     FineTuneRequest,
     FineTuneResult,
@@ -16,12 +17,15 @@ from modelshift.finetune import (
     PollPolicy,
     ResumableFineTuning,
 )
+from modelshift.finetune.catalog import is_catalog_bundle
 from modelshift.platforms.base import Deployments, FineTuneJob, ModelRef
 from modelshift.prepare.data import ReportSink, validate_fine_tune_data
 from modelshift.store import Store
 
 #: the longest wait between two polls of a job
 MAX_POLL_SECONDS = 300.0
+#: tiktoken cannot count a catalog model's tokens exactly; its examples are checked with this encoding
+CATALOG_ENCODING = "o200k_base"
 
 
 def poll_policy(first_wait: float) -> PollPolicy:
@@ -46,9 +50,26 @@ def rerun_fine_tune(
     sink: ReportSink | None = None,
 ) -> FineTuneResult:
     """Validate ``baseline``'s fine-tuning files for ``target`` (DataValidationError with the report when
-    they fail; nothing is uploaded), then re-run its fine-tune on ``target`` and deploy the result."""
-    validate_fine_tune_data(baseline, target, store=store, migration_id=migration_id, actor=actor, sink=sink)
-    request = FineTuneRequest.from_bundle(baseline, target=target, migration_id=migration_id)
+    they fail; nothing is uploaded), then re-run its fine-tune on ``target`` and deploy the result.
+
+    An Azure OpenAI bundle re-runs through ``FineTuneRequest``; an ``azure-ml`` bundle (a catalog model)
+    through ``CatalogFineTuneRequest``, so pass it the MaaP adapters
+    (:func:`modelshift.platforms.azure.maap_deploy.maap_adapters`)."""
+    catalog = is_catalog_bundle(baseline)
+    validate_fine_tune_data(
+        baseline,
+        target,
+        store=store,
+        migration_id=migration_id,
+        actor=actor,
+        sink=sink,
+        encoding=CATALOG_ENCODING if catalog else None,
+    )
+    request: FineTuneRequest = (
+        CatalogFineTuneRequest.from_catalog_bundle(baseline, target=target, migration_id=migration_id)
+        if catalog
+        else FineTuneRequest.from_bundle(baseline, target=target, migration_id=migration_id)
+    )
     run = FineTuneRun(
         request,
         fine_tuning=fine_tuning,
