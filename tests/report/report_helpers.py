@@ -281,8 +281,17 @@ def _serve(
 
 
 def _canary(
-    store: Store, clock: MovableClock, mid: str, prod: Bundle, cand: Bundle, built: Built, *, bad: bool
+    store: Store,
+    clock: MovableClock,
+    mid: str,
+    prod: Bundle,
+    cand: Bundle,
+    built: Built,
+    *,
+    bad: bool,
+    windows: int | None = None,
 ) -> None:
+    """The canary to its end, or (``windows``) only that many served windows: still running."""
     migrations = MigrationStore(store, clock=clock)
     migrations.advance(mid, MigrationPhase.CANARY, actor="tester", evidence={"candidate_digest": cand.digest})
     spec = RolloutSpec.from_canary(
@@ -313,6 +322,8 @@ def _canary(
         n += 1
         for side, count in served.items():
             built.requests[side] = built.requests.get(side, 0) + count
+        if windows is not None and n >= windows:
+            return
         assert status.step_started_at is not None
         observation = pair_from_windows(spec, observe(store, APP, status.step_started_at, clock.now))
     clock.advance(1)
@@ -327,8 +338,9 @@ def _canary(
 
 
 def build(store: Store, clock: MovableClock, root: Path, until: str, *, hostile: bool = False) -> Built:
-    """A migration of ``shop`` run up to ``until``: planned, prepared, rejected, evaluated, promoted or
-    rolled_back. ``hostile`` puts markup into the free-text fields a person or the platform controls."""
+    """A migration of ``shop`` run up to ``until``: planned, prepared, rejected, evaluated, canary (two
+    windows served, still running), promoted or rolled_back. ``hostile`` puts markup into the free-text
+    fields a person or the platform controls."""
     prod, cand = bundles(store, root)
     migrations = MigrationStore(store, clock=clock)
     actor = HOSTILE if hostile else "tester"
@@ -369,6 +381,10 @@ def build(store: Store, clock: MovableClock, root: Path, until: str, *, hostile:
     built.report = _evaluate(store, clock, mid, prod, cand, shift=-0.3 if until == "rejected" else 0.02)
     built.phase = MigrationPhase.FAILED if until == "rejected" else MigrationPhase.EVALUATED
     if until in ("rejected", "evaluated"):
+        return built
+    if until == "canary":
+        _canary(store, clock, mid, prod, cand, built, bad=False, windows=2)
+        built.phase = MigrationPhase.CANARY
         return built
     _canary(store, clock, mid, prod, cand, built, bad=until == "rolled_back")
     built.phase = MigrationPhase.SUCCEEDED if until == "promoted" else MigrationPhase.ROLLED_BACK

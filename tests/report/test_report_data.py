@@ -39,6 +39,7 @@ def _states(view: MigrationView) -> dict[str, str]:
          {"prepare": "done", "evaluate": "failed", "canary": "not reached"}),
         ("evaluated", "evaluated", "in progress (evaluated)",
          {"evaluate": "running", "canary": "not reached"}),
+        ("canary", "canary", "in progress (canary)", {"evaluate": "done", "canary": "running"}),
         ("promoted", "succeeded", "promoted", {"canary": "done", "promote": "done"}),
         ("rolled_back", "rolled_back", "rolled back",
          {"canary": "done", "promote": "not reached", "roll back": "done"}),
@@ -155,6 +156,22 @@ def test_rolled_back_canary_shows_the_failed_step_and_its_error_rate(scenario: G
     assert [w.candidate_weight for w in canary.weights] == [10, 0]
     assert canary.analyses[-1].verdict == "failed"
     assert "error_rate" in view.decision.reason and view.decision.canary_verdict == "failed"
+
+
+def test_a_running_canary_ends_its_timeline_at_the_clock(scenario: Get) -> None:
+    s = scenario("canary")
+    view = _view(s)
+    canary = view.canary
+    assert canary is not None
+    assert (canary.outcome, canary.verdict) == ("running", None)
+    assert canary.ended_at == s.clock.now
+    assert [w.candidate_weight for w in canary.weights] == [10, 50]
+    assert [w.candidate_weight for w in canary.steps] == [10, 50]
+    # the last step is still open: it runs to the clock and holds what was served so far
+    assert canary.steps[-1].end == s.clock.now
+    assert sum(w.canary.requests for w in canary.series) == s.built.requests["canary"]
+    assert [a.verdict for a in canary.analyses] == ["successful"]
+    assert view.decision.canary_verdict is None and view.decision.final is False
 
 
 def test_audit_trail_is_the_migrations_events_with_their_digests(scenario: Get) -> None:

@@ -29,7 +29,9 @@ def _num(value: float | None, signed: bool = False) -> str:
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
-@pytest.mark.parametrize("until", ["planned", "prepared", "rejected", "evaluated", "promoted", "rolled_back"])
+@pytest.mark.parametrize(
+    "until", ["planned", "prepared", "rejected", "evaluated", "canary", "promoted", "rolled_back"]
+)
 def test_every_section_is_present_whatever_the_state(scenario: Get, until: str) -> None:
     view = _view(scenario(until))
     html = render_html(view)
