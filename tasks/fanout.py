@@ -30,6 +30,7 @@ from modelshift.bundle import Bundle
 from modelshift.errors import ConfigError
 from modelshift.evaluation.dataset import Dataset
 from modelshift.evaluation.fanout import FanoutSettings, RunnerKind, fanout_settings
+from modelshift.evaluation.judge import open_judge
 from modelshift.evaluation.pair import bundle_dataset, run_bundles
 from modelshift.evaluation.records import EvaluationStore
 from modelshift.evaluation.runner import BundleRun, Progress
@@ -92,11 +93,13 @@ def with_progress(work: Callable[[], T], progress: LatestProgress, artifact: UUI
 
 
 def _run_shard(
-    settings: Settings, digests: list[str], dataset: Dataset, progress: LatestProgress
+    settings: Settings, digests: list[str], judge_of: str, dataset: Dataset, progress: LatestProgress
 ) -> list[BundleRun]:
-    async def run(store: Store, bundles: list[Bundle]) -> list[BundleRun]:
+    async def run(store: Store, bundles: list[Bundle], judged_by: Bundle) -> list[BundleRun]:
         with httpx.Client(timeout=HTTP_TIMEOUT_S) as sync_client:
             directory = EndpointDirectory(arm_client(settings, client=sync_client))
+            # every shard scores with the candidate's pinned judge, as evaluate_pair does for both sides
+            judge = open_judge(judged_by, settings, directory, progress=progress)
             async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
                 return await run_bundles(
                     bundles,
@@ -106,11 +109,14 @@ def _run_shard(
                     client=client,
                     cache=EvaluationStore(store),
                     progress=progress,
+                    judge=judge,
                 )
 
     with Store.open(settings.resolved_database_url) as store:
         bundles = [load_baseline(store, digest, settings.bundles_dir)[1] for digest in digests]
-        return asyncio.run(run(store, bundles))
+        loaded = {bundle.digest: bundle for bundle in bundles}
+        judged_by = loaded.get(judge_of) or load_baseline(store, judge_of, settings.bundles_dir)[1]
+        return asyncio.run(run(store, bundles, judged_by))
 
 
 @task(name="load-golden-dataset", retries=3, retry_condition_fn=retry_condition_fn, cache_policy=NO_CACHE)
@@ -129,8 +135,11 @@ def load_dataset(candidate_digest: str) -> Dataset:
     retry_condition_fn=retry_condition_fn,
     cache_policy=NO_CACHE,
 )
-def evaluate_shard(digests: list[str], dataset: Dataset, migration_id: str, index: int) -> list[BundleRun]:
-    """The bundles of one shard (one deployment) over the dataset, from the run cache when it holds them."""
+def evaluate_shard(
+    digests: list[str], judge_of: str, dataset: Dataset, migration_id: str, index: int
+) -> list[BundleRun]:
+    """The bundles of one shard (one deployment) over the dataset, from the run cache when it holds them;
+    ``judge_of``: the bundle whose pinned judge scores the runs (the candidate)."""
     progress = LatestProgress()
     artifact = create_progress_artifact(
         0.0,
@@ -138,7 +147,9 @@ def evaluate_shard(digests: list[str], dataset: Dataset, migration_id: str, inde
         description=f"evaluation shard {index}: {len(digests)} bundle(s) on one deployment",
     )
     assert isinstance(artifact, UUID)  # sync tasks get the id itself
-    runs = with_progress(lambda: _run_shard(get_settings(), digests, dataset, progress), progress, artifact)
+    runs = with_progress(
+        lambda: _run_shard(get_settings(), digests, judge_of, dataset, progress), progress, artifact
+    )
     update_progress_artifact(artifact, 100.0, progress.snapshot()[1][:500])
     return runs
 
@@ -149,7 +160,10 @@ def evaluation_fanout(
 ) -> dict[str, BundleRun]:
     """Every shard on this flow's task runner; the runs by bundle digest."""
     dataset = load_dataset.submit(candidate_digest)
-    futures = [evaluate_shard.submit(shard, dataset, migration_id, i) for i, shard in enumerate(shards)]
+    futures = [
+        evaluate_shard.submit(shard, candidate_digest, dataset, migration_id, i)
+        for i, shard in enumerate(shards)
+    ]
     return {run.bundle_digest: run for future in futures for run in future.result()}
 
 
