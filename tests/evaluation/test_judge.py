@@ -21,7 +21,7 @@ from runner_helpers import small_dataset, write_bundle
 from test_runner import ACCOUNT, BIG, scenario_with
 
 from modelshift.bundle import Bundle, load_bundle
-from modelshift.bundle.manifest import Judge, JudgeModel
+from modelshift.bundle.manifest import Evaluation, Judge, JudgeModel
 from modelshift.emulator.judge import JudgeRequest, judge_verdict, parse_judge_prompt
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
 from modelshift.errors import (
@@ -523,3 +523,12 @@ def test_emulator_judge_skips_empty_inputs_and_ignores_other_chats() -> None:
     assert parse_judge_prompt(chat) is None
     reply = json.dumps(judge_verdict(JudgeRequest("fluency", response="Fine.")))
     assert json.loads(reply)["score"] in range(1, 6)
+
+
+def test_the_readme_judge_example_validates() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:]]
+    example = next(b for b in blocks if b.startswith("evaluation:") and "judge:" in b)
+    policy = Evaluation.model_validate(yaml.safe_load(example)["evaluation"])
+    assert policy.judge is not None and policy.judge.model.version == "2024-07-18"
+    assert {f"judge_{m}" for m in policy.judge.metrics} <= set(policy.metrics)
