@@ -12,9 +12,13 @@ estimate here before it sends, so it stays just under the limit instead of learn
   that simply honours ``retry-after`` (see ``benchmarks/eval_throughput.py``);
 - after each response the reservation is corrected to what the platform charged (its prompt count may
   differ from ours), and usage the ``x-ratelimit-remaining-*`` headers show beyond ours (other clients of
-  the same deployment) is booked as well, so it is not spent twice;
+  the same deployment) is booked as well, so it is not spent twice. Our own spends that flowed back in
+  the last ``MAX_EDGE_MARGIN_S`` seconds are not someone else's: the platform stamps a request a little
+  after we reserve it (more so in a burst), so it may still count them; booking them for a whole window
+  cost a window on the emulator;
 - a 429 pauses every sender until the platform's ``retry-after``; the refused request was not counted, so
-  its reservation is returned.
+  its reservation is returned. A 429 the buckets did not expect means the platform's windows run behind
+  ours, so the edge margin grows by what it showed (bounded by ``MAX_EDGE_MARGIN_S``).
 
 Limits come from ARM (``capacity`` x 1000 TPM) via :meth:`RateLimits.from_capacity`, or, when unknown
 (OpenAI-compatible servers), are learnt from the first response's headers; with no limits at all the
@@ -73,16 +77,30 @@ class RateLimits:
 class TokenBucket:
     """A bucket of ``capacity`` whose spent amounts flow back ``window`` seconds after they were spent."""
 
-    def __init__(self, capacity: float, window: float) -> None:
+    def __init__(self, capacity: float, window: float, memory: float = 0.0) -> None:
         self.capacity = float(capacity)
         self.window = float(window)
+        #: seconds a spend is remembered after it flowed back (see :meth:`recently_freed`)
+        self.memory = float(memory)
         #: [spent at, amount] per spend still inside the window, oldest first
         self._spent: deque[list[float]] = deque()
         self._total = 0.0
+        #: (flowed back at, amount) of spends that left within the last ``memory`` seconds
+        self._freed: deque[tuple[float, float]] = deque()
 
     def _expire(self, now: float) -> None:
         while self._spent and self._spent[0][0] + self.window <= now:
-            self._total -= self._spent.popleft()[1]
+            stamp, amount = self._spent.popleft()
+            self._total -= amount
+            if self.memory > 0:
+                self._freed.append((stamp + self.window, amount))
+        while self._freed and self._freed[0][0] < now - self.memory:
+            self._freed.popleft()
+
+    def recently_freed(self, now: float) -> float:
+        """What flowed back within the last ``memory`` seconds (the platform may count it a little longer)."""
+        self._expire(now)
+        return sum(amount for _, amount in self._freed)
 
     def level(self, now: float) -> float:
         """What is available now."""
@@ -140,6 +158,9 @@ class Reservation:
     #: room left in each bucket right after this reservation was taken
     token_room: float = 0.0
     request_room: float = 0.0
+    #: our own spends that had just flowed back when this was taken (not someone else's if still counted)
+    token_freed: float = 0.0
+    request_freed: float = 0.0
     request_counter: int = 0
     settled: bool = False
 
@@ -182,10 +203,12 @@ class RateLimiter:
     def set_limits(self, limits: RateLimits) -> None:
         """Use ``limits`` from now on (buckets start full: the platform's window is fresh to us)."""
         self.limits = limits
-        self._tokens = TokenBucket(limits.tpm, WINDOW_S + self.edge_margin)
+        self._tokens = TokenBucket(limits.tpm, WINDOW_S + self.edge_margin, MAX_EDGE_MARGIN_S)
         # Azure checks requests over 10-second windows (RPM / 6 each), so a minute's worth of requests
         # must not go out in one burst.
-        self._requests = TokenBucket(max(1.0, limits.rpm / 6), REQUEST_WINDOW_S + self.edge_margin)
+        self._requests = TokenBucket(
+            max(1.0, limits.rpm / 6), REQUEST_WINDOW_S + self.edge_margin, MAX_EDGE_MARGIN_S
+        )
 
     async def acquire(self, tokens: int) -> Reservation:
         """Wait until one request costing ``tokens`` fits both buckets and no 429 pause holds; reserve it."""
@@ -210,6 +233,8 @@ class RateLimiter:
                 reservation.request_entry = self._requests.take(1, now)
                 reservation.token_room = self._tokens.level(now)
                 reservation.request_room = self._requests.level(now)
+                reservation.token_freed = self._tokens.recently_freed(now)
+                reservation.request_freed = self._requests.recently_freed(now)
             return reservation
 
     def admission(self, tokens: float) -> Admission | None:
@@ -245,11 +270,12 @@ class RateLimiter:
         later_tokens = self._counter - reservation.counter
         expected = reservation.token_room + (reservation.tokens - charged)
         if info.remaining_tokens is not None:
-            other = expected - info.remaining_tokens - later_tokens
+            other = expected - info.remaining_tokens - later_tokens - reservation.token_freed
             self._tokens.book(other, reservation.sent_at, now)
         if info.remaining_requests is not None:
             later_requests = self._request_counter - reservation.request_counter
-            other = reservation.request_room - info.remaining_requests - later_requests
+            mine = later_requests + reservation.request_freed
+            other = reservation.request_room - info.remaining_requests - mine
             self._requests.book(other, reservation.sent_at, now)
 
     def release(self, reservation: Reservation) -> None:

@@ -300,3 +300,29 @@ def test_unknown_limits_or_no_reservation_leave_the_margin() -> None:
     unknown = limiter(None, clock)
     unknown.throttled(0.5, reservation=asyncio.run(unknown.acquire(100)))
     assert known.edge_margin == unknown.edge_margin == EDGE_MARGIN_S
+
+
+@pytest.mark.parametrize(
+    ("after_expiry", "booked"),
+    [
+        (0.1, 0),  # our spend left our window 0.1 s ago: the platform still counting it is lag, not others
+        (MAX_EDGE_MARGIN_S + 1.0, 5000),  # long gone from both windows: what the platform counts is others'
+    ],
+)
+def test_our_own_just_freed_spends_are_not_booked_as_someone_elses(after_expiry: float, booked: int) -> None:
+    clock = FakeTime()
+    rl = limiter(RateLimits.from_capacity(10), clock)  # 10k TPM
+
+    async def go() -> float:
+        first = await rl.acquire(5000)
+        rl.settle(first, 5000)
+        clock.now = 60.0 + EDGE_MARGIN_S + after_expiry
+        second = await rl.acquire(5000)
+        # the platform counts 5000 tokens besides this request: ours, stamped late, or someone else's
+        rl.settle(second, 5000, RateLimitInfo(remaining_tokens=0))
+        admission = rl.admission(5000)
+        assert admission is not None
+        return admission.now * 5000
+
+    room = asyncio.run(go())
+    assert room == pytest.approx(10_000 - 5000 - booked)
