@@ -49,6 +49,8 @@ _LEVELS: tuple[re.Pattern[str], ...] = (
     re.compile(r"[.!?](?= \S)"),  # a sentence end inside a line
 )
 _SAFE = re.compile(r"\n(?=[^\s/])|[.!?](?= \S)")
+# _NONES[level]: the levels below ``level`` that a heading of ``level`` clears
+_NONES: tuple[list[None], ...] = tuple([None] * (6 - level) for level in range(7))
 
 IntArray = npt.NDArray[np.int64]
 _NO_OFFSETS: IntArray = np.zeros(1, dtype=np.int64)  # a one-chunk document needs none
@@ -204,19 +206,17 @@ class _DocumentSplit:
         self.fences = [(m.start(), m.end()) for m in _FENCE.finditer(text)] if has_fence else []
         self._fence_starts = [a for a, _ in self.fences]
         # breadcrumbs are built while chunking: chunk starts only grow, so headings are consumed in order
-        self._headings: Iterator[re.Match[str]] | None = None  # headings not yet read (after _pending)
-        self._pending: int = -1  # position of the next heading not yet applied; self.length + 1 when none
-        self._pending_match: re.Match[str] | None = None
+        self._scanned = -1  # headings whose "\n" lies before this index are applied (-1: nothing read yet)
         self._levels: list[str | None] = [None] * 7  # raw title per heading level 1..6
         self._path: tuple[str, ...] = ()
 
     # -- positions -------------------------------------------------------------------------------------
 
     def _is_lead(self, t: int) -> bool:
-        return t >= self.n or bool(self.lead[self.tokens[t]])
+        return t >= self.n or bool(self.lead.item(self.tokens.item(t)))
 
     def _char(self, t: int) -> int:
-        return int(self.starts[t])
+        return int(self.starts.item(t))
 
     def _token_at(self, c: int) -> int | None:
         """The token that starts exactly at character ``c``, if one does."""
@@ -224,7 +224,7 @@ class _DocumentSplit:
         t = int(starts.searchsorted(c, side="left"))
         while t < self.n and not self._is_lead(t):
             t += 1
-        return t if t <= self.n and int(starts[t]) == c else None
+        return t if t <= self.n and starts.item(t) == c else None
 
     def _in_fence(self, c: int) -> bool:
         # fences do not overlap, so only the last one starting at or before c can hold it
@@ -235,7 +235,7 @@ class _DocumentSplit:
         """Whether token ``t`` starts at a safe point (a seam ``encode`` splits cleanly)."""
         if t <= 0 or t >= self.n:
             return True
-        c = int(self.starts[t])
+        c = self.starts.item(t)
         text = self.text
         prev, cur = text[c - 1], text[c]
         if prev == "\n":
@@ -353,49 +353,56 @@ class _DocumentSplit:
 
     def _make(self, index: int, start: int, end: int, count: int) -> Chunk:
         body = self.text[start:end]
+        document = self.document
+        # positional: id, document, index, start, end, token_count, text, headings
         return Chunk(
-            id=chunk_id(self.document, start, end, body),
-            document=self.document,
-            index=index,
-            start=start,
-            end=end,
-            token_count=count,
-            text=body,
-            headings=self._breadcrumb(start),
+            chunk_id(document, start, end, body),
+            document,
+            index,
+            start,
+            end,
+            count,
+            body,
+            self._breadcrumb(start),
         )
 
     def _breadcrumb(self, start: int) -> tuple[str, ...]:
-        """The heading path in force at ``start`` (starts only grow, so each heading is read once, and a
-        chunk with no new heading before it costs one comparison)."""
-        if self._headings is None:
-            self._headings = _HEADING.finditer(self.text)
-            first = _FIRST_HEADING.match(self.text)
+        """The heading path in force at ``start``. Chunk starts only grow, so the text is searched for
+        headings once, in pieces: a chunk with no ``"\\n#"`` since the previous one costs one ``find``."""
+        text = self.text
+        if self._scanned < 0:
+            first = _FIRST_HEADING.match(text)
             if first is not None:
                 self._levels[len(first.group(1))] = first.group(2)
                 self._path = self._heading_path()
-            self._advance()
-        if self._pending > start:
+            self._scanned = 0
+        scanned = self._scanned
+        if start <= scanned:
             return self._path
-        while self._pending <= start:
-            m = self._pending_match
-            assert m is not None
-            level = len(m.group(1))
-            self._levels[level] = m.group(2)
-            self._levels[level + 1 :] = [None] * (6 - level)
-            self._advance()
+        # a heading applies when its "\n" is at an index <= start - 1
+        if text.find("\n#", scanned, start + 1) < 0:
+            self._scanned = start
+            return self._path
+        # matches may start up to start - 1 and run to the end of their line, which is at most the first
+        # "\n" at or after start: bounding the search there neither cuts a title nor takes a later heading
+        end = text.find("\n", start)
+        if end < 0:
+            end = self.length
+        levels = self._levels
+        if self.fences:
+            for m in _HEADING.finditer(text, scanned, end):
+                if not self._in_fence(m.start() + 1):
+                    level = len(m.group(1))
+                    levels[level] = m.group(2)
+                    levels[level + 1 :] = _NONES[level]
+        else:
+            for hashes, title in _HEADING.findall(text, scanned, end):
+                level = len(hashes)
+                levels[level] = title
+                levels[level + 1 :] = _NONES[level]
+        self._scanned = end
         self._path = self._heading_path()
         return self._path
-
-    def _advance(self) -> None:
-        """Move ``_pending`` to the next heading outside a code fence (past the end when none is left)."""
-        assert self._headings is not None
-        for m in self._headings:
-            pos = m.start() + 1
-            if self.fences and self._in_fence(pos):
-                continue
-            self._pending, self._pending_match = pos, m
-            return
-        self._pending, self._pending_match = self.length + 1, None
 
     def _heading_path(self) -> tuple[str, ...]:
         return tuple(t.strip().rstrip("#").rstrip() for t in self._levels if t is not None)
