@@ -197,7 +197,7 @@ def canary_timeline(timeline: CanaryTimeline, *, width: int = 760) -> str:
     a step line (``path.weight-line``, a ``circle.weight-point`` per change), then the error rate and the
     median latency of canary and baseline per time bucket (``circle.point.canary-error`` and so on), with
     a marker per live analysis (``path.analysis-marker``)."""
-    left, right, top = 64.0, 16.0, 48.0
+    left, right, top = 64.0, 40.0, 48.0
     panel, gap, bottom = 92.0, 34.0, 40.0
     height = int(top + 3 * panel + 2 * gap + bottom)
     pw = width - left - right
@@ -292,6 +292,8 @@ def _series_panel(
     values = [v for w in series for v in (value(w.canary), value(w.baseline)) if v is not None]
     ymax = max(values, default=0.0)
     ymax = ymax * 1.1 if ymax > 0 else (0.01 if key == "error" else 1.0)
+    if key == "error":
+        ymax = min(ymax, 1.0)  # a rate: the axis never runs past 100 %
     out = _frame(top, h, left, pw, label, ymax, "{:.3g}")
     if not values:
         out.append(_text(left + pw / 2, top + h / 2, "no request records in this window", anchor="middle"))
@@ -312,6 +314,7 @@ def _series_panel(
         for px, py, v, w in points:
             out.append(
                 f'<circle class="point {side}-{key}" cx="{_c(px)}" cy="{_c(py)}" r="2.5" fill="{colour}">'
-                f"<title>{side} {_hms(w.start)} to {_hms(w.end)}: {_n(v)}</title></circle>"
+                f"<title>{side} {_hms(w.start)} to {_hms(w.end)}: {_n(v)} "
+                f"({getattr(w, side).requests} requests)</title></circle>"
             )
     return out

@@ -256,12 +256,14 @@ def _serve(
 ) -> dict[str, int]:
     """``PER_WINDOW`` requests over the next window, split by ``weight``; the clock ends after them."""
     start = clock.now
-    canary_n = PER_WINDOW * weight // 100
     records = []
+    served = 0
     for i in range(PER_WINDOW):
-        on_canary = i < canary_n
+        # spread the canary's share evenly over the window, as sticky routing of many users would
+        on_canary = (i + 1) * weight // 100 != i * weight // 100
         digest = spec.candidate_digest if on_canary else spec.baseline_digest
-        failed = on_canary and bad and i % 3 == 0
+        failed = on_canary and bad and served % 3 == 0
+        served += on_canary
         records.append(
             RequestRecord(
                 request_id=f"r{n}-{i}",
@@ -277,7 +279,7 @@ def _serve(
         )
     insert_records(store, records)
     clock.advance(WINDOW_S)
-    return {"canary": canary_n, "baseline": PER_WINDOW - canary_n}
+    return {"canary": served, "baseline": PER_WINDOW - served}
 
 
 def _canary(

@@ -136,3 +136,24 @@ def test_timeline_of_a_real_canary_matches_its_view(scenario: Callable[..., Scen
     with_canary = [w for w in view.canary.series if w.canary.error_rate is not None]
     assert len(_with_class(root, "circle", "point", "canary-error")) == len(with_canary) > 0
     assert len(_with_class(root, "path", "analysis-marker")) == len(view.canary.analyses) == 2
+
+
+def test_error_rate_axis_stops_at_one_and_points_name_their_request_counts() -> None:
+    failing = SideStats(requests=3, errors=3, error_rate=1.0, latency_p50_ms=None)
+    fine = SideStats(requests=30, errors=0, error_rate=0.0, latency_p50_ms=90.0)
+    timeline = CanaryTimeline(
+        started_at=T0,
+        ended_at=T0 + timedelta(minutes=1),
+        outcome="rolled back",
+        verdict="failed",
+        weights=[WeightChange(at=T0, candidate_weight=10, baseline_weight=90)],
+        series=[_window(0, 10, failing, fine)],
+    )
+    root = _parse(canary_timeline(timeline))
+    labels = [t.text for t in root.iter(f"{{{NS['svg']}}}text")]
+    assert "1" in labels and "1.1" not in labels
+    [point] = _with_class(root, "circle", "point", "canary-error")
+    tip = point.find("svg:title", NS)
+    assert tip is not None and tip.text == "canary 12:00:00 to 12:01:00: 1 (3 requests)"
+    # a failed request has no latency: the canary has no latency point in that bucket
+    assert _with_class(root, "circle", "point", "canary-latency") == []
