@@ -22,16 +22,24 @@ from pydantic import BaseModel
 from modelshift.bundle import Bundle
 from modelshift.clock import utcnow
 from modelshift.errors import ConfigError
+from modelshift.finetune import ResumableFineTuning, is_catalog_bundle
 from modelshift.grounding.index import LocalIndexStore
 from modelshift.lifecycle import MigrationPlan
 from modelshift.platforms.azure import arm_client, openai_client
 from modelshift.platforms.azure.arm import ArmClient
-from modelshift.platforms.base import AccountRef, FineTuneEvent, FineTuneJob, FineTuneStatus, ModelRef
+from modelshift.platforms.base import (
+    AccountRef,
+    Deployments,
+    FineTuneEvent,
+    FineTuneJob,
+    FineTuneStatus,
+    ModelRef,
+)
 from modelshift.prepare.baseline import load_baseline
 from modelshift.prepare.candidate import CandidateInputs, Rechunked, compose_candidate
 from modelshift.prepare.data import validate_golden_data
 from modelshift.prepare.deploy import SideBySideRequest, deploy_side_by_side
-from modelshift.prepare.finetune import poll_policy, rerun_fine_tune
+from modelshift.prepare.finetune import catalog_adapters, poll_policy, rerun_fine_tune
 from modelshift.prepare.rechunk import RechunkSettings, rechunk_corpus
 from modelshift.settings import Settings, get_settings
 from modelshift.store import Store
@@ -187,15 +195,24 @@ def fine_tune(
 
     with Store.open(settings.resolved_database_url) as store, _arm(settings) as (client, arm):
         baseline = _baseline(store, settings, baseline_digest)
-        account = _account(baseline)
-        aoai = openai_client(_endpoint(arm, baseline, account), settings, client=client)
+        fine_tuning: ResumableFineTuning
+        deployments: Deployments
+        if is_catalog_bundle(baseline):
+            # a catalog model (MaaP): fine-tuned in the bundle's workspace, deployed under its endpoint
+            fine_tuning, deployments = catalog_adapters(baseline, settings)
+            model = baseline.manifest.model
+            where = f"workspace {model.account}, endpoint {model.endpoint} (managed online deployment)"
+        else:
+            account = _account(baseline)
+            fine_tuning = openai_client(_endpoint(arm, baseline, account), settings, client=client)
+            deployments, where = arm, f"{account.name} (NoAutoUpgrade)"
         result = rerun_fine_tune(
             store,
             baseline,
             target,
             migration_id=migration_id,
-            fine_tuning=aoai,
-            deployments=arm,
+            fine_tuning=fine_tuning,
+            deployments=deployments,
             clock=utcnow,
             policy=poll_policy(settings.finetune_poll_seconds),
             actor=actor,
@@ -218,7 +235,7 @@ def fine_tune(
             f"# Fine-tune re-run of {baseline.app} on {target}\n\n"
             f"- job: `{summary.job_id}` ({summary.job_status})\n"
             f"- fine-tuned model: `{summary.fine_tuned_model}`\n"
-            f"- side-by-side deployment: `{summary.deployment}` in {account.name} (NoAutoUpgrade)\n"
+            f"- side-by-side deployment: `{summary.deployment}` in {where}\n"
             f"- job events streamed by this run: {summary.events_streamed}\n"
         ),
         key=artifact_key("fine-tune-report", baseline.app),

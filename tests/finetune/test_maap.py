@@ -15,6 +15,7 @@ import pytest
 import yaml
 from azure.core.credentials import AccessToken
 from conftest import CLAIMS_BUNDLE, ScenarioTime
+from pydantic import SecretStr
 
 from modelshift.bundle import load_bundle
 from modelshift.bundle.core import Bundle
@@ -25,9 +26,10 @@ from modelshift.finetune import CatalogFineTuneRequest, FineTunePhase, PollPolic
 from modelshift.finetune.catalog import registry_model_id
 from modelshift.platforms import base
 from modelshift.platforms.azure.maap import STATUS, MaapFineTuning, job_name, maap_hyperparameters
-from modelshift.platforms.azure.maap_deploy import AmlOnlineDeployments, maap_adapters, ml_client
+from modelshift.platforms.azure.maap_deploy import AmlOnlineDeployments, maap_adapters, maap_routes, ml_client
 from modelshift.platforms.azure.transport import emulator_routes
-from modelshift.prepare.finetune import rerun_fine_tune
+from modelshift.prepare.finetune import catalog_adapters, rerun_fine_tune
+from modelshift.settings import Settings
 from modelshift.store import Store
 
 # azure-ai-ml emits marshmallow deprecation warnings on import and use; they are not ours
@@ -442,3 +444,35 @@ def test_job_spec_without_suffix_or_with_a_non_catalog_model_is_refused(emu: Emu
 )
 def test_status_mapping(aml: str, expected: str) -> None:
     assert STATUS[aml].value == expected
+
+
+# ------------------------------------------------------------------------- adapters from settings
+
+
+def test_catalog_adapters_from_settings_reach_the_workspace(
+    emu: EmulatorHandle, llama_bundle: Bundle
+) -> None:
+    settings = Settings(_env_file=None, arm_url=emu.base_url, arm_token=SecretStr(emu.bearer_token))
+    ft, deployments = catalog_adapters(llama_bundle, settings)
+    uploaded = ft.upload_file("t.jsonl", b'{"messages": []}\n')
+    assert [f.id for f in ft.list_files()] == [uploaded.id]
+    assert deployments.get(WORKSPACE, "blue").model.name == BASELINE_MODEL
+    assert stats(emu)["blob_puts"] == 1
+
+
+def test_catalog_adapters_refuse_an_azure_openai_bundle() -> None:
+    with pytest.raises(ConfigError, match="platform azure-openai"):
+        catalog_adapters(load_bundle(CLAIMS_BUNDLE), Settings(_env_file=None))
+
+
+@pytest.mark.parametrize(
+    ("arm_url", "expected"),
+    [
+        ("https://management.azure.com", None),
+        ("https://management.azure.com/", None),
+        ("http://127.0.0.1:8765", emulator_routes("http://127.0.0.1:8765")),
+        ("https://arm.contoso.internal", {"management.azure.com": "https://arm.contoso.internal"}),
+    ],
+)
+def test_maap_routes(arm_url: str, expected: dict[str, str] | None) -> None:
+    assert maap_routes(arm_url) == expected

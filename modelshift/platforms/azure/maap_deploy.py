@@ -23,14 +23,17 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from modelshift.errors import ConfigError, DeploymentNotFoundError, OperationFailedError
 from modelshift.platforms.azure.maap import MaapFineTuning, _translate
-from modelshift.platforms.azure.transport import routing_transport
+from modelshift.platforms.azure.transport import emulator_routes, routing_transport
 from modelshift.platforms.base import AccountRef, Deployment, DeploymentSpec, ModelRef, ProvisioningState
 
 if TYPE_CHECKING:
     from azure.ai.ml import MLClient
     from azure.core.credentials import TokenCredential
 
-__all__ = ["AmlOnlineDeployments", "maap_adapters", "ml_client"]
+__all__ = ["AmlOnlineDeployments", "StaticTokenCredential", "maap_adapters", "maap_routes", "ml_client"]
+
+#: Azure's public ARM host: no routing needed
+PUBLIC_ARM = "https://management.azure.com"
 
 #: Azure ML online deployment names: 3-32 characters
 MAX_ONLINE_DEPLOYMENT_NAME = 32
@@ -121,6 +124,34 @@ class AmlOnlineDeployments:
                 self._ml.online_deployments.begin_delete(name, self._endpoint).result()
             except ResourceNotFoundError:
                 return
+
+
+class StaticTokenCredential:
+    """An azure-core TokenCredential for a bearer token given up front (MODELSHIFT_ARM_TOKEN)."""
+
+    def __init__(self, token: str, *, lifetime_seconds: int = 3600) -> None:
+        self._token = token
+        self._lifetime = lifetime_seconds
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        """The token, reported valid for ``lifetime_seconds`` from now (Azure refuses it once it expires)."""
+        import time
+
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + self._lifetime)
+
+
+def maap_routes(arm_url: str) -> dict[str, str] | None:
+    """Where the Azure ML SDKs' requests go for MODELSHIFT_ARM_URL: nowhere special for Azure's public
+    ARM; everything (ARM, Azure ML's regional API, Blob storage) to a plain-http URL, which is the local
+    emulator; only ARM to another https URL (a private endpoint or gateway in front of ARM)."""
+    base = arm_url.rstrip("/")
+    if base == PUBLIC_ARM:
+        return None
+    if base.startswith("http://"):
+        return emulator_routes(base)
+    return {"management.azure.com": base}
 
 
 def ml_client(
