@@ -19,8 +19,10 @@ from modelshift.audit import AuditEvent, Reason
 from modelshift.gateway.metrics import DigestWindow, observe
 from modelshift.store import Store
 
-#: time buckets the canary's series is cut into (empty buckets are left out)
+#: most time buckets the canary's series is cut into (empty buckets are left out)
 DEFAULT_BUCKETS = 24
+#: canary requests a bucket should hold on average: fewer buckets for a thin canary, so a point is a rate
+MIN_PER_BUCKET = 10
 
 
 class _View(BaseModel):
@@ -190,7 +192,9 @@ def build_timeline(
 ) -> CanaryTimeline | None:
     """The canary timeline from a migration's audit ``events``; None when the candidate never got traffic.
 
-    A canary still running ends at ``now``. Request records the gateway pruned leave their windows empty.
+    A canary still running ends at ``now``. The series has up to ``buckets`` equal time buckets, fewer when
+    the canary served under ``MIN_PER_BUCKET`` requests per bucket. Request records the gateway pruned leave
+    their windows empty.
     """
     weights = _weights(events, candidate, baseline)
     if not weights:
@@ -217,11 +221,13 @@ def build_timeline(
             steps.append(_window(store, app, start, end, change.candidate_weight, candidate, baseline))
     series = []
     span = ended - started
+    served = sum(w.canary.requests for w in steps)
+    count = max(1, min(buckets, served // MIN_PER_BUCKET))
     if span.total_seconds() > 0 and buckets > 0:
-        width = span / buckets
-        for b in range(buckets):
+        width = span / count
+        for b in range(count):
             start = started + width * b
-            end = ended if b == buckets - 1 else started + width * (b + 1)
+            end = ended if b == count - 1 else started + width * (b + 1)
             window = _window(store, app, start, end, _weight_at(weights, start), candidate, baseline)
             if window.canary.requests or window.baseline.requests:
                 series.append(window)

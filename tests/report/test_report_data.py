@@ -137,6 +137,7 @@ def test_promoted_canary_timeline_counts_every_request_once(scenario: Get) -> No
     # the time buckets partition the canary: together they hold exactly the requests the gateway served
     assert sum(w.canary.requests for w in canary.series) == s.built.requests["canary"]
     assert sum(w.baseline.requests for w in canary.series) == s.built.requests["baseline"]
+    assert len(canary.series) == 24  # 240 canary requests: the most buckets
     assert [a.verdict for a in canary.analyses] == ["successful", "successful"]
     assert {m.name for m in canary.analyses[0].metrics} >= {"error_rate", "latency"}
     assert view.decision.canary_verdict == "successful" and view.decision.reason == "all 5 steps passed"
@@ -154,6 +155,10 @@ def test_rolled_back_canary_shows_the_failed_step_and_its_error_rate(scenario: G
     assert step.canary.errors == 14 and step.canary.error_rate == pytest.approx(14 / 40)
     assert step.baseline.error_rate == 0.0
     assert [w.candidate_weight for w in canary.weights] == [10, 0]
+    # 40 canary requests: 4 buckets of about 10, not 24 buckets of one or two (a point is a rate)
+    assert len(canary.series) == 4
+    assert sum(w.canary.requests for w in canary.series) == 40
+    assert all(w.canary.requests >= 9 for w in canary.series)
     assert canary.analyses[-1].verdict == "failed"
     assert "error_rate" in view.decision.reason and view.decision.canary_verdict == "failed"
 
