@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from modelshift.audit import AuditEvent, Reason
 from modelshift.clock import Clock, ensure_utc, utcnow
@@ -249,11 +249,13 @@ class MigrationView(_View):
     audit_problem: str | None = None
     audit_head_hash: str | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def from_model(self) -> str:
         """The baseline's model, ``name@version``."""
         return self.baseline.model_label
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def to_model(self) -> str:
         """The candidate's model, else the plan's target, else the requested target."""

@@ -72,6 +72,7 @@ def test_report_json_prints_the_view(env: Env) -> None:
     data = json.loads(result.stdout)
     assert data["id"] == env.built.migration_id and data["phase"] == "evaluated"
     assert data["baseline"]["digest"] == env.built.baseline
+    assert (data["from_model"], data["to_model"]) == ("gpt-4o@2024-05-13", "gpt-4o-mini@2024-07-18")
     assert data["candidate"]["digest"] == env.built.candidate
     names = [m["name"] for m in data["evaluation"]["metrics"]]
     assert names == ["answer_f1", "latency_p95_ms", "refusal_rate"]
