@@ -39,6 +39,7 @@ from modelshift.evaluation.judge import (
     resolve_judge,
 )
 from modelshift.evaluation.pair import PairResult, evaluate_pair
+from modelshift.evaluation.report import Verdict
 from modelshift.evaluation.results import aggregate
 from modelshift.evaluation.runner import RUNNER_VERSION, ItemOutcome
 from modelshift.orchestration.connect import EndpointDirectory
@@ -63,10 +64,16 @@ def judge_section(deployment: str = JUDGE, metrics: list[str] | None = None, **e
     }
 
 
-def with_judge(root: Path, version: str, judge: dict[str, Any] | None, **changes: Any) -> Bundle:
-    """support-chat as ``version``, its evaluation policy pinning ``judge`` (None: no judge)."""
+def with_judge(
+    root: Path,
+    version: str,
+    judge: dict[str, Any] | None,
+    policy: dict[str, Any] | None = None,
+    **changes: Any,
+) -> Bundle:
+    """support-chat as ``version``, its evaluation policy (updated by ``policy``) pinning ``judge``."""
     source = yaml.safe_load((REPO / "bundles/support-chat/1.0.0/bundle.yaml").read_text())
-    evaluation = {**source["evaluation"], "judge": judge}
+    evaluation = {**source["evaluation"], **(policy or {}), "judge": judge}
     return write_bundle(root, version, evaluation=evaluation, **changes)
 
 
@@ -152,12 +159,31 @@ def test_judge_scores_every_item_through_the_package(emu: EmulatorHandle, tmp_pa
 @pytest.mark.slow  # imports azure-ai-evaluation (seconds) and judges dozens of answers
 def test_worse_candidate_gets_lower_judge_scores(emu: EmulatorHandle, tmp_path: Path) -> None:
     judge = judge_section(metrics=["groundedness", "relevance", "similarity"])
+    gated = {
+        "judge_relevance": {"greater_is_better": True, "absolute_margin": 0.1},
+        "judge_similarity": {"greater_is_better": True, "absolute_margin": 0.1},
+    }
     base = with_judge(tmp_path / "b", "1.0.0", judge, model={"deployment": BIG})
-    worse = with_judge(tmp_path / "b", "2.0.0", judge, model={"deployment": WORSE, "version": "2024-08-06"})
+    worse = with_judge(
+        tmp_path / "b",
+        "2.0.0",
+        judge,
+        model={"deployment": WORSE, "version": "2024-08-06"},
+        policy={"min_items": 20, "metrics": gated},
+    )
     result = evaluate(emu, base, worse, small_dataset(24), tmp_path / "home")
     assert result.candidate.failed == ()
     for metric in ("groundedness", "relevance", "similarity"):
         assert mean(result, "candidate", metric) < mean(result, "baseline", metric), metric
+    # the gate reads the judge's scores like any metric: paired per item, and the worse candidate does not
+    # pass on them (24 items are too few for significance here, so not "fail": the full set is slower)
+    rows = {row.name: row for row in result.report.rows}
+    assert set(rows) == set(gated)
+    for name in gated:
+        row = rows[name]
+        assert row.n == 24 and row.diff is not None and row.diff < -row.margin  # type: ignore[operator]
+        assert row.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE), result.report.summary()
+    assert not result.report.passed
 
 
 def test_a_bundle_without_a_judge_runs_no_judge(emu: EmulatorHandle, tmp_path: Path) -> None:
