@@ -6,6 +6,9 @@ apply, sleeping until the controller's ``Wait`` (at most the poll interval). Eve
 router lease, so if this process dies the gateway falls back to the baseline once the lease lapses; the
 failure and crash hooks roll back at once when they get to run.
 
+A promotion with a grace period keeps the retired baseline's deployment; the retirement sweep deletes it
+later (``modelshift.rollout.sweep``), so the flow never sleeps through the grace period.
+
 A re-run restarts the canary from its first step (the spec never changes mid-way, and meanwhile the lapsed
 lease has put traffic back on the baseline): the rollout status lives in this flow run, every step of it
 in the audit chain. A candidate a person already promoted or rolled back is not touched again.
@@ -60,6 +63,8 @@ class CanaryOutcome(BaseModel):
     reason: str | None = None
     decisions: int = 0
     removed_deployments: list[str] = []
+    #: when the retired baseline's deployment is due for deletion by the retirement sweep (grace period)
+    deletion_due_at: datetime | None = None
 
 
 def _roll_back_hook(flow: Any, flow_run: Any, state: Any) -> None:
@@ -169,10 +174,16 @@ def canary_rollout(
             continue
         _sleep_until(result.wait_until, poll)
     update_progress_artifact(artifact_id=progress, progress=100.0)
+    due_at = None
     if status.phase is RolloutPhase.PROMOTED and result.retire_digest is not None:
-        if result.delete_after is not None:
-            _sleep_until(result.delete_after, max((result.delete_after - utcnow()).total_seconds(), 0.0))
-        removed += retire_deployment(result.retire_digest, ctx)
+        if result.delete_after is not None and result.delete_after > utcnow():
+            # the retirement sweep (retirement-scan flow, `modelshift sweep`) deletes it after the grace
+            due_at = result.delete_after
+            logger.info(
+                "the retired baseline's deployment is kept until %s (grace period), then swept", due_at
+            )
+        else:
+            removed += retire_deployment(result.retire_digest, ctx)
     publish_decision(spec, status, removed)
     return CanaryOutcome(
         app=app,
@@ -182,4 +193,5 @@ def canary_rollout(
         reason=status.outcome_reason,
         decisions=decisions,
         removed_deployments=removed,
+        deletion_due_at=due_at,
     )

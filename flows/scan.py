@@ -1,6 +1,8 @@
 """The ``retirement-scan`` flow: assess every production bundle, report them, and start one
 ``model-migration`` per app that needs one, idempotently.
 
+It also runs the retirement sweep: retired baselines' deployments whose grace period is over are deleted.
+
 Started by the daily schedule, by hand, or by the deployment trigger on the webhook's notice event (then
 ``models`` scopes it to the models the notice names). Under a deployment each migration becomes its own
 deployment run (``run_deployment(timeout=0, idempotency_key=...)``); otherwise it runs in-process as a
@@ -22,6 +24,7 @@ from tasks.launch import start_migration_run
 from tasks.records import decide_launch
 from tasks.report import publish_scan
 from tasks.results import AppAssessment
+from tasks.sweep import sweep_deployments
 
 
 def _params(assessment: AppAssessment, notice_id: str | None, as_of: date | None) -> MigrationParams:
@@ -81,10 +84,23 @@ def retirement_scan(
             skipped.append(
                 {"app": assessment.app, "why": f"migration run ended {state.type}: {state.message}"}
             )
+    # retired baselines whose grace period is over lose their deployments (the canary never sleeps a day)
+    swept = sweep_deployments()
+    deleted = [row for row in swept if row["action"] == "deleted"]
     logger.info(
-        "scan done: %d assessed, %d started, %d skipped", len(assessments), len(started), len(skipped)
+        "scan done: %d assessed, %d started, %d skipped, %d retired deployment(s) deleted",
+        len(assessments),
+        len(started),
+        len(skipped),
+        len(deleted),
     )
-    return {"assessed": len(assessments), "started": started, "skipped": skipped, "notice_id": notice_id}
+    return {
+        "assessed": len(assessments),
+        "started": started,
+        "skipped": skipped,
+        "notice_id": notice_id,
+        "swept": swept,
+    }
 
 
 def model_migration_subflow(params: MigrationParams) -> Any:

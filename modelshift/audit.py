@@ -67,6 +67,8 @@ class Reason(StrEnum):
     FINETUNE_DEPLOYED = "finetune.deployed"
     CANDIDATE_COMPOSED = "candidate.composed"
     DEPLOYMENT_CREATED = "deployment.created"
+    #: a retired bundle's deployment deleted by the retirement sweep after its grace period
+    DEPLOYMENT_DELETED = "deployment.deleted"
     DATA_VALIDATED = "data.validated"
     GROUNDING_RECHUNKED = "grounding.rechunked"
 

@@ -1,4 +1,5 @@
-"""``modelshift promote APP`` and ``modelshift rollback APP``: a person's overrides of a running canary.
+"""``modelshift promote APP`` and ``modelshift rollback APP``: a person's overrides of a running canary;
+``modelshift sweep``: delete retired bundles' deployments once their grace period is over.
 
 Both act on the app's bundle in canary, are idempotent through the store (a second call finds nothing in
 canary and says so, exit 1, changing nothing), and are audited with the actor from MODELSHIFT_ACTOR.
@@ -117,7 +118,47 @@ def promote(
     )
 
 
+def sweep(
+    app_name: str | None = typer.Option(None, "--app", help="Only this app's retired bundles."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what is due; delete nothing."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Delete retired bundles' deployments whose grace period (MODELSHIFT_RETIRE_GRACE_SECONDS) is over."""
+    import httpx
+
+    from modelshift.clock import utcnow
+    from modelshift.platforms import azure
+    from modelshift.rollout.sweep import sweep_retired
+
+    cfg = settings()
+    with open_store(cfg) as store, httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+        result = sweep_retired(
+            store,
+            azure.arm_client(cfg, client=client),
+            now=utcnow(),
+            grace_seconds=cfg.retire_grace_seconds,
+            actor=cfg.actor,
+            dry_run=dry_run,
+            app=app_name,
+        )
+    rows = [item.row() for item in result.items]
+    if as_json:
+        print_json({"dry_run": dry_run, "grace_seconds": cfg.retire_grace_seconds, "items": rows})
+        return
+    if not rows:
+        console.print("no retired bundle has a deployment to sweep")
+        return
+    for row in rows:
+        why = f" - {row['reason']}" if row["reason"] else ""
+        console.print(
+            f"{row['action']:8} {row['app']}@{row['version']} deployment {row['account']}/"
+            f"{row['deployment']} (retired {row['retired_at']}, due {row['due_at']}){why}",
+            highlight=False,
+        )
+
+
 def register(app: typer.Typer) -> None:
-    """Add the top-level ``promote`` and ``rollback`` commands to the ``modelshift`` CLI."""
+    """Add the top-level ``promote``, ``rollback`` and ``sweep`` commands to the ``modelshift`` CLI."""
     app.command("promote")(command(promote))
     app.command("rollback")(command(rollback))
+    app.command("sweep")(command(sweep))

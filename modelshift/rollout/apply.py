@@ -151,7 +151,7 @@ def aml_deployments(bundles: list[RegisteredBundle]) -> dict[str, str]:
 
 
 #: bundle statuses that serve or may still serve: their deployment is never deleted
-_LIVE = frozenset(
+LIVE_STATUSES = frozenset(
     {BundleStatus.CANDIDATE, BundleStatus.EVALUATED, BundleStatus.CANARY, BundleStatus.PRODUCTION}
 )
 
@@ -164,20 +164,31 @@ class DeploymentRemover:
 
     def remove(self, store: Store, bundle: RegisteredBundle) -> str | None:
         """Delete ``bundle``'s deployment; the deployment's name, or None when it was kept (and why not)."""
-        target = _deployment_ref(bundle)
-        if target is None or self.deployments is None:
+        target = deployment_ref(bundle)
+        if target is None or self.deployments is None or sharing_bundles(store, bundle):
             return None
         ref, name = target
-        for other in store.list_bundles(bundle.app):
-            # a prompt-only candidate shares its baseline's deployment (and a newer candidate may reuse a
-            # rolled-back one's): deleting it would cut a bundle that serves or may still serve
-            if other.digest != bundle.digest and other.status in _LIVE and _deployment_ref(other) == target:
-                return None
         self.deployments.delete(ref, name)
         return name
 
 
-def _deployment_ref(bundle: RegisteredBundle) -> tuple[AccountRef, str] | None:
+def sharing_bundles(store: Store, bundle: RegisteredBundle) -> list[RegisteredBundle]:
+    """Other live bundles of the app that run on ``bundle``'s deployment (so it must not be deleted).
+
+    A prompt-only candidate shares its baseline's deployment (and a newer candidate may reuse a rolled-back
+    one's): deleting it would cut a bundle that serves or may still serve.
+    """
+    target = deployment_ref(bundle)
+    if target is None:
+        return []
+    return [
+        other
+        for other in store.list_bundles(bundle.app)
+        if other.digest != bundle.digest and other.status in LIVE_STATUSES and deployment_ref(other) == target
+    ]
+
+
+def deployment_ref(bundle: RegisteredBundle) -> tuple[AccountRef, str] | None:
     model: dict[str, Any] = bundle.manifest.get("model", {})
     if model.get("platform") != "azure-openai":
         return None

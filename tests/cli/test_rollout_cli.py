@@ -111,3 +111,33 @@ def test_rollback_deletes_the_candidate_deployment_on_arm(
         assert runner.invoke(_cli(), ["promote", APP]).exit_code == 1
         with _store() as store:
             assert store.get_router(APP).weights == {prod: 100}
+
+
+def test_sweep_deletes_the_retired_baseline_deployment_after_the_grace_period(
+    cli_env: Path, tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_emulator(scenario(), latency_scale=0.0) as emu:
+        monkeypatch.setenv("MODELSHIFT_ARM_URL", emu.arm_url)
+        monkeypatch.setenv("MODELSHIFT_ARM_TOKEN", emu.bearer_token)
+        monkeypatch.setenv("MODELSHIFT_RETIRE_GRACE_SECONDS", "3600")
+        get_settings.cache_clear()
+        prod, _ = _canary(cli_env, tmp_path)
+        promoted = runner.invoke(_cli(), ["promote", APP, "--json"])
+        assert promoted.exit_code == 0, promoted.output
+        assert json.loads(promoted.stdout)["baseline_deployment_due_for_deletion"]["digest"] == prod
+        pending = runner.invoke(_cli(), ["sweep"])
+        assert pending.exit_code == 0, pending.output
+        assert "pending  shop@1.0.0 deployment" in pending.stdout and "grace period not" in pending.stdout
+        monkeypatch.setenv("MODELSHIFT_RETIRE_GRACE_SECONDS", "0")
+        get_settings.cache_clear()
+        dry = runner.invoke(_cli(), ["sweep", "--dry-run", "--json"])
+        assert [(i["deployment"], i["action"]) for i in json.loads(dry.stdout)["items"]] == [
+            ("support-chat-4o", "due")
+        ]
+        swept = runner.invoke(_cli(), ["sweep", "--json"])
+        assert [i["action"] for i in json.loads(swept.stdout)["items"]] == ["deleted"]
+        with _store() as store:
+            deleted = [e for e in store.audit_events() if e.reason == Reason.DEPLOYMENT_DELETED]
+            assert [e.actor for e in deleted] == ["tester"]
+        again = runner.invoke(_cli(), ["sweep", "--json"])
+        assert [i["action"] for i in json.loads(again.stdout)["items"]] == ["gone"]

@@ -274,3 +274,56 @@ def test_no_sequence_of_router_operations_serves_an_unevaluated_or_mixed_combina
         assert router_violations(router.weights, bundles, passing, app=APP) == []
         assert stranger.digest not in router.weights
         assert set(router.weights) <= {spec.baseline_digest, spec.candidate_digest}
+
+
+def test_the_sweep_deletes_a_retired_deployment_once_its_grace_is_over_and_only_once(
+    store: Store, tmp_path: Path, clock: MovableClock
+) -> None:
+    from modelshift.rollout.sweep import sweep_retired
+
+    # its own emulator: the sweep deletes the production deployment the module's emulator keeps
+    with running_emulator(_scenario(), latency_scale=0.0) as emu, httpx.Client(timeout=30) as client:
+        settings = Settings(home=tmp_path, arm_url=emu.arm_url, arm_token=emu.bearer_token)
+        arm = azure.arm_client(settings, client=client)
+        spec = _setup(store, tmp_path)
+        applier = _applier(store, arm, grace=3600.0)
+        applier.apply(spec, decide(spec, RolloutStatus(), None, START), START)  # into canary
+        applier.promote(APP, spec.candidate_digest, evidence={}, now=clock())
+        assert "support-chat-4o" in _deployments(arm)
+
+        def sweep(**kwargs: Any) -> dict[str, str]:
+            result = sweep_retired(store, arm, now=clock(), grace_seconds=3600.0, actor="sweeper", **kwargs)
+            return {item.deployment: item.action for item in result.items}
+
+        assert sweep() == {"support-chat-4o": "pending"}
+        clock.advance(3601)
+        assert sweep(dry_run=True) == {"support-chat-4o": "due"}
+        assert "support-chat-4o" in _deployments(arm)
+        assert sweep(app="another-app") == {}
+        assert sweep() == {"support-chat-4o": "deleted"}
+        assert "support-chat-4o" not in _deployments(arm)
+        # a second sweep (a second scan, another worker) finds it gone and deletes nothing
+        assert sweep() == {"support-chat-4o": "gone"}
+        deleted = [e for e in store.audit_events() if e.reason == Reason.DEPLOYMENT_DELETED]
+        assert len(deleted) == 1 and deleted[0].actor == "sweeper"
+        assert (
+            deleted[0].data["digest"] == spec.baseline_digest and deleted[0].data["grace_seconds"] == 3600.0
+        )
+        assert store.verify_audit().ok
+
+
+def test_the_sweep_keeps_a_retired_deployment_a_live_bundle_shares(
+    store: Store, tmp_path: Path, arm: ArmClient, clock: MovableClock
+) -> None:
+    from modelshift.rollout.sweep import sweep_retired
+
+    # a prompt-only candidate runs on its baseline's deployment: retiring the baseline must not cut it
+    spec = _setup(store, tmp_path, deployment="support-chat-4o")
+    applier = _applier(store, arm, grace=0.0)
+    applier.apply(spec, decide(spec, RolloutStatus(), None, START), START)  # into canary
+    applier.promote(APP, spec.candidate_digest, evidence={}, now=clock())
+    clock.advance(10)
+    result = sweep_retired(store, arm, now=clock(), grace_seconds=0.0, actor="sweeper")
+    (item,) = result.items
+    assert item.action == "kept" and "2.0.0 (production)" in item.reason
+    assert "support-chat-4o" in _deployments(arm)

@@ -51,6 +51,7 @@ def test_reason_codes_are_one_fixed_list() -> None:
         "finetune.deployed",
         "candidate.composed",
         "deployment.created",
+        "deployment.deleted",
         "data.validated",
         "grounding.rechunked",
     ]
