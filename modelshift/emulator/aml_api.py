@@ -240,12 +240,19 @@ def get_job(request: Request, sub: str, rg: str, ws: str, name: str) -> dict[str
 
 @arm_router.get(_WS + "/jobs")
 def list_jobs(request: Request, sub: str, rg: str, ws: str) -> dict[str, Any]:
-    """Jobs of the workspace, newest first, paged with ``$skipToken``."""
+    """Jobs of the workspace, newest first, paged with ``$skipToken``; ``tag`` keeps the jobs that carry
+    that tag key."""
     world = world_of(request)
     workspace = _workspace(request, sub, rg, ws)
+    tag = request.query_params.get("tag")
     with world.lock:
         now = world.clock()
-        items = [j.rest(f"{workspace.arm_id}/jobs/{j.name}", now) for j in reversed(workspace.jobs.values())]
+        jobs = [
+            j
+            for j in reversed(workspace.jobs.values())
+            if tag is None or tag in (j.properties.get("tags") or {})
+        ]
+        items = [j.rest(f"{workspace.arm_id}/jobs/{j.name}", now) for j in jobs]
     return paged(request, items, world.page_size)
 
 

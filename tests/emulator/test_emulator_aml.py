@@ -226,6 +226,9 @@ def test_a_job_progresses_on_the_scenario_clock_and_registers_its_model(
     assert again.status_code == 200 and again.json()["properties"]["status"] == "Completed"
     listed = arm.get(f"{WS_PATH}/jobs", params=VERSION).json()["value"]
     assert [j["name"] for j in listed] == ["job-1"]
+    tagged = arm.get(f"{WS_PATH}/jobs", params={**VERSION, "tag": "modelshift.suffix"}).json()["value"]
+    assert [j["name"] for j in tagged] == ["job-1"]
+    assert arm.get(f"{WS_PATH}/jobs", params={**VERSION, "tag": "other"}).json()["value"] == []
     assert stats(emu)["job_puts"] == 2
 
 

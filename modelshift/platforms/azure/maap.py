@@ -401,7 +401,9 @@ class MaapFineTuning:
     def list_jobs(self) -> list[FineTuneJob]:
         """The workspace's fine-tuning jobs that modelshift submitted (they carry its suffix tag)."""
         with _translate("list jobs", self._workspace):
-            jobs = [j for j in self._ml.jobs.list() if j is not None and TAG_SUFFIX in (j.tags or {})]
+            # the service filters on the tag key (REST ``tag=``); the check below keeps us right without it
+            listed = self._ml.jobs.list(tag=TAG_SUFFIX)
+            jobs = [j for j in listed if j is not None and TAG_SUFFIX in (j.tags or {})]
         return [self._job(j, error=None) for j in jobs]
 
     def list_events(self, job_id: str) -> list[FineTuneEvent]:
