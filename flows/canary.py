@@ -116,7 +116,7 @@ def canary_rollout(
     actor: str | None = None,
     poll_seconds: float | None = None,
     grace_seconds: float | None = None,
-    lease_seconds: int = 300,
+    lease_seconds: int | None = None,
     approval_timeout_seconds: int = 3600,
     analysis: AnalysisPolicy | None = None,
 ) -> CanaryOutcome:
@@ -129,7 +129,8 @@ def canary_rollout(
         migration_id=migration_id,
         grace_seconds=settings.retire_grace_seconds if grace_seconds is None else grace_seconds,
     )
-    spec, current = load_spec(app, baseline_digest, candidate_digest, analysis, lease_seconds)
+    lease = settings.canary_lease_seconds if lease_seconds is None else lease_seconds
+    spec, current = load_spec(app, baseline_digest, candidate_digest, analysis, lease)
     done = {
         BundleStatus.PRODUCTION: RolloutPhase.PROMOTED,
         BundleStatus.ROLLED_BACK: RolloutPhase.ROLLED_BACK,
