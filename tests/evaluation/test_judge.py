@@ -140,10 +140,28 @@ def mean(result: PairResult, side: str, metric: str) -> float:
 # ------------------------------------------------------------------------------------------ end to end
 
 
+CONNECTS: list[Any] = []
+RECORDING = {"on": False}
+
+
+def _record_connects(event: str, args: tuple[Any, ...]) -> None:
+    if RECORDING["on"] and event == "socket.connect":
+        CONNECTS.append(args[1])
+
+
 @pytest.mark.slow  # imports azure-ai-evaluation (seconds) and judges dozens of answers
 def test_judge_scores_every_item_through_the_package(emu: EmulatorHandle, tmp_path: Path) -> None:
     bundle = with_judge(tmp_path / "b", "1.0.0", judge_section(), model={"deployment": BIG})
-    result = evaluate(emu, bundle, bundle, small_dataset(6), tmp_path / "home")
+    sys.addaudithook(_record_connects)  # cannot be removed: it records only while RECORDING is on
+    CONNECTS.clear()
+    RECORDING["on"] = True
+    try:
+        result = evaluate(emu, bundle, bundle, small_dataset(6), tmp_path / "home")
+    finally:
+        RECORDING["on"] = False
+    # offline: azure-ai-evaluation fetched nothing (no nltk data, no tiktoken files, no telemetry)
+    remote = [a for a in CONNECTS if isinstance(a, tuple) and a[0] not in ("127.0.0.1", "::1", "localhost")]
+    assert CONNECTS and not remote, remote
     for items in (result.baseline_items, result.candidate_items):
         assert len(items) == 6
         for item in items:
