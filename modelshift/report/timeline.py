@@ -2,22 +2,27 @@
 
 Weights come from the migration's ``router.updated`` audit events, the analyses from its
 ``canary.analysis`` events, and the per-window numbers from the gateway's request records
-(:func:`modelshift.gateway.metrics.observe`): per weight step (the window a weight was in force) and per
-equal time bucket over the whole canary (the series the plot draws).
+(``request_metrics``, read once for the whole canary and counted the way
+:func:`modelshift.gateway.metrics.observe` counts them): per weight step (the window a weight was in force)
+and per equal time bucket over the whole canary (the series the plot draws).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from modelshift.audit import AuditEvent, Reason
-from modelshift.gateway.metrics import DigestWindow, observe
+from modelshift.clock import ensure_utc
+from modelshift.gateway.metrics import DigestWindow, RequestMetricRow
 from modelshift.store import Store
+from modelshift.store.engine import run_read
 
 #: most time buckets the canary's series is cut into (empty buckets are left out)
 DEFAULT_BUCKETS = 24
@@ -159,17 +164,72 @@ def _analysis(event: AuditEvent) -> AnalysisPoint:
     )
 
 
-def _window(
-    store: Store, app: str, start: datetime, end: datetime, weight: int, candidate: str, baseline: str
-) -> TimelineWindow:
-    seen = observe(store, app, start, end)
-    return TimelineWindow(
-        start=start,
-        end=end,
-        candidate_weight=weight,
-        canary=side_stats(seen.get(candidate)),
-        baseline=side_stats(seen.get(baseline)),
+class _Request(NamedTuple):
+    started_at: datetime
+    digest: str
+    status: int
+    error_class: str | None
+    latency_ms: float
+
+
+def _requests(
+    store: Store, app: str, digests: Sequence[str], since: datetime, until: datetime
+) -> list[_Request]:
+    """The bundles' request records in ``[since, until)``, oldest first: one query for the whole canary."""
+    query = (
+        select(
+            RequestMetricRow.started_at,
+            RequestMetricRow.bundle_digest,
+            RequestMetricRow.status,
+            RequestMetricRow.error_class,
+            RequestMetricRow.latency_ms,
+        )
+        .where(
+            RequestMetricRow.app == app,
+            RequestMetricRow.bundle_digest.in_(list(digests)),
+            RequestMetricRow.started_at >= since,
+            RequestMetricRow.started_at < until,
+        )
+        .order_by(RequestMetricRow.started_at, RequestMetricRow.request_id)
     )
+    rows = run_read(store.engine, lambda s: list(s.execute(query)), url=store.engine.url)
+    return [_Request(ensure_utc(r[0]), str(r[1]), int(r[2]), r[3], float(r[4])) for r in rows]
+
+
+def _fold(requests: Sequence[_Request], digest: str) -> DigestWindow:
+    """One digest's window, counted as :func:`modelshift.gateway.metrics.observe` counts: an error is a status
+    >= 400 or an error class; latency only of successful requests (a fast failure is not a fast answer)."""
+    window = DigestWindow(digest)
+    for r in requests:
+        if r.digest != digest:
+            continue
+        window.requests += 1
+        if r.status >= 400 or r.error_class:
+            window.errors += 1
+        else:
+            window.latencies_ms.append(r.latency_ms)
+    return window
+
+
+class _Requests:
+    """The canary's request records, sliced by time."""
+
+    def __init__(self, requests: list[_Request], candidate: str, baseline: str) -> None:
+        self.requests = requests
+        self.times = [r.started_at for r in requests]
+        self.candidate = candidate
+        self.baseline = baseline
+
+    def window(self, start: datetime, end: datetime, weight: int) -> TimelineWindow:
+        """What each side served in ``[start, end)``."""
+        part = self.requests[bisect_left(self.times, start) : bisect_left(self.times, end)]
+        return TimelineWindow(
+            start=start,
+            end=end,
+            candidate_weight=weight,
+            canary=side_stats(_fold(part, self.candidate)),
+            baseline=side_stats(_fold(part, self.baseline)),
+        )
 
 
 def _weight_at(weights: Sequence[WeightChange], at: datetime) -> int:
@@ -212,23 +272,23 @@ def build_timeline(
     else:
         ended, outcome = end_event.occurred_at, "rolled back"
         verdict = None if data.get("verdict") is None else str(data["verdict"])
+    served = _Requests(_requests(store, app, (candidate, baseline), started, ended), candidate, baseline)
     steps = []
     for i, change in enumerate(weights):
         start = change.at
         end = weights[i + 1].at if i + 1 < len(weights) else ended
         end = min(end, ended)
         if end > start:
-            steps.append(_window(store, app, start, end, change.candidate_weight, candidate, baseline))
+            steps.append(served.window(start, end, change.candidate_weight))
     series = []
     span = ended - started
-    served = sum(w.canary.requests for w in steps)
-    count = max(1, min(buckets, served // MIN_PER_BUCKET))
+    count = max(1, min(buckets, sum(w.canary.requests for w in steps) // MIN_PER_BUCKET))
     if span.total_seconds() > 0 and buckets > 0:
         width = span / count
         for b in range(count):
             start = started + width * b
             end = ended if b == count - 1 else started + width * (b + 1)
-            window = _window(store, app, start, end, _weight_at(weights, start), candidate, baseline)
+            window = served.window(start, end, _weight_at(weights, start))
             if window.canary.requests or window.baseline.requests:
                 series.append(window)
     return CanaryTimeline(

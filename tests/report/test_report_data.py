@@ -9,8 +9,10 @@ import pytest
 
 from modelshift.errors import NotFoundError
 from modelshift.evaluation.records import EvaluationStore
+from modelshift.gateway.metrics import observe
 from modelshift.migration import MigrationPhase
 from modelshift.report import MigrationView, load_migration_view
+from modelshift.report.timeline import side_stats
 from modelshift.store import Store
 from tests.gateway.gateway_helpers import MovableClock
 from tests.report.conftest import Scenario
@@ -177,6 +179,18 @@ def test_a_running_canary_ends_its_timeline_at_the_clock(scenario: Get) -> None:
     assert sum(w.canary.requests for w in canary.series) == s.built.requests["canary"]
     assert [a.verdict for a in canary.analyses] == ["successful"]
     assert view.decision.canary_verdict is None and view.decision.final is False
+
+
+@pytest.mark.parametrize("until", ["promoted", "rolled_back"])
+def test_every_window_counts_what_the_gateway_observe_reads(scenario: Get, until: str) -> None:
+    s = scenario(until)
+    view = _view(s)
+    assert view.canary is not None
+    with s.store() as store:
+        for window in [*view.canary.steps, *view.canary.series]:
+            seen = observe(store, APP, window.start, window.end)
+            assert window.canary == side_stats(seen.get(s.built.candidate)), window.start
+            assert window.baseline == side_stats(seen.get(s.built.baseline)), window.start
 
 
 def test_audit_trail_is_the_migrations_events_with_their_digests(scenario: Get) -> None:
