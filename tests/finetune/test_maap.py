@@ -22,7 +22,7 @@ from modelshift.bundle.core import Bundle
 from modelshift.emulator.scenario import default_scenario_data
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
 from modelshift.errors import AuthError, BadRequestError, ConfigError, FineTuneFailedError
-from modelshift.finetune import CatalogFineTuneRequest, FineTunePhase, PollPolicy
+from modelshift.finetune import CatalogFineTuneRequest, FineTunePhase, FineTuneRun, PollPolicy
 from modelshift.finetune.catalog import registry_model_id
 from modelshift.platforms import base
 from modelshift.platforms.azure.maap import STATUS, MaapFineTuning, job_name, maap_hyperparameters
@@ -190,21 +190,36 @@ def rerun(
     target: base.ModelRef = TARGET,
     migration_id: str = "mig-maap",
     on_event: Callable[[base.FineTuneEvent], None] | None = None,
+    validate: bool = False,
 ) -> Any:
-    """The prepare stage's fine-tune re-run with the MaaP adapters."""
-    return rerun_fine_tune(
-        store,
-        bundle,
-        target,
-        migration_id=migration_id,
+    """The fine-tune re-run with the MaaP adapters: the prepare stage's (with its GX data checks, which
+    take seconds) when ``validate``, else FineTuneRun on the catalog request directly."""
+    if validate:
+        return rerun_fine_tune(
+            store,
+            bundle,
+            target,
+            migration_id=migration_id,
+            fine_tuning=ft,
+            deployments=deployments,
+            clock=t.now,
+            policy=POLICY,
+            sleep=t.sleep,
+            actor="test",
+            on_event=on_event,
+        )
+    request = CatalogFineTuneRequest.from_catalog_bundle(bundle, target=target, migration_id=migration_id)
+    run = FineTuneRun(
+        request,
         fine_tuning=ft,
         deployments=deployments,
+        store=store,
         clock=t.now,
-        policy=POLICY,
         sleep=t.sleep,
+        policy=POLICY,
         actor="test",
-        on_event=on_event,
     )
+    return run.run(on_event=on_event)
 
 
 def reasons(store: Store, migration_id: str) -> list[str]:
@@ -212,13 +227,14 @@ def reasons(store: Store, migration_id: str) -> list[str]:
     return [e.reason for e in store.audit_events(migration_id)]
 
 
+@pytest.mark.slow  # the GX data checks of the prepare stage take seconds on their first run
 def test_catalog_fine_tune_completes_and_deploys_beside_the_baseline(
     emu: EmulatorHandle, store: Store, llama_bundle: Bundle
 ) -> None:
     t = ScenarioTime(emu)
     ft, deployments = adapters(emu)
     events: list[base.FineTuneEvent] = []
-    result = rerun(llama_bundle, store, t, ft, deployments, on_event=events.append)
+    result = rerun(llama_bundle, store, t, ft, deployments, on_event=events.append, validate=True)
 
     record = result.record
     request = CatalogFineTuneRequest.from_catalog_bundle(llama_bundle, target=TARGET, migration_id="mig-maap")
