@@ -35,13 +35,15 @@ from modelshift.evaluation.judge import (
     JudgeTarget,
     evaluator_version,
     judge_inputs,
+    open_judge,
     package_version,
     resolve_judge,
 )
 from modelshift.evaluation.pair import PairResult, evaluate_pair
+from modelshift.evaluation.ratelimit import RateLimits
 from modelshift.evaluation.report import Verdict
 from modelshift.evaluation.results import aggregate
-from modelshift.evaluation.runner import RUNNER_VERSION, ItemOutcome
+from modelshift.evaluation.runner import RUNNER_VERSION, BundleRun, ItemOutcome
 from modelshift.orchestration.connect import EndpointDirectory
 from modelshift.orchestration.runtime import Passage
 from modelshift.platforms.azure import arm_client
@@ -262,6 +264,36 @@ def test_judge_errors_are_recorded_per_item(emu: EmulatorHandle, tmp_path: Path)
     assert all("408" in i.judge_errors["relevance"] and not i.failed for i in errored)
     assert all(i.answer_f1 is not None for i in errored)  # the item's other metrics still count
     assert not cached  # a run the judge could not fully score is measured again next time
+
+
+@pytest.mark.slow  # azure-ai-evaluation waits 3 s before its first retry
+def test_transient_judge_errors_are_retried_and_lose_nothing(emu: EmulatorHandle, tmp_path: Path) -> None:
+    bundle = with_judge(
+        tmp_path / "b", "1.0.0", judge_section(metrics=["relevance"]), model={"deployment": BIG}
+    )
+    emu.inject_faults(ACCOUNT, JUDGE, rate_503=0.2)
+    try:
+        result = evaluate(emu, bundle, bundle, small_dataset(4), tmp_path / "home")
+    finally:
+        emu.clear_faults(ACCOUNT, JUDGE)
+    assert all(set(i.judge) == {"relevance"} and not i.judge_errors for i in result.baseline_items)
+
+
+def test_the_judge_is_paced_by_its_deployments_limits(emu: EmulatorHandle, tmp_path: Path) -> None:
+    bundle = with_judge(
+        tmp_path / "b", "1.0.0", judge_section(metrics=["fluency"]), model={"deployment": BIG}
+    )
+    settings = settings_for(emu, tmp_path)
+    outcomes = tuple(ItemOutcome(f"q{i}", "Why?", "ref", (), f"Answer number {i}.") for i in range(3))
+    with httpx.Client(timeout=30) as sync:
+        judge = open_judge(
+            bundle, settings, EndpointDirectory(arm_client(settings, client=sync)), concurrency=2
+        )
+    assert judge is not None and judge.limiter is not None
+    assert judge.limiter.limits == RateLimits.from_capacity(1000)  # the judge deployment's ARM capacity
+    run = asyncio.run(judge.judge(BundleRun(bundle.digest, "data", RUNNER_VERSION, outcomes), "t"))
+    assert judge.calls == 3 and all("fluency" in o.judge for o in run.outcomes)
+    assert run.evaluator_version == judge.evaluator_version != RUNNER_VERSION
 
 
 def store_has_run(store: Store, result: PairResult) -> bool:
