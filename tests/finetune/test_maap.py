@@ -21,7 +21,13 @@ from modelshift.bundle import load_bundle
 from modelshift.bundle.core import Bundle
 from modelshift.emulator.scenario import default_scenario_data
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
-from modelshift.errors import AuthError, BadRequestError, ConfigError, FineTuneFailedError
+from modelshift.errors import (
+    AuthError,
+    BadRequestError,
+    ConfigError,
+    DeploymentNotFoundError,
+    FineTuneFailedError,
+)
 from modelshift.finetune import CatalogFineTuneRequest, FineTunePhase, FineTuneRun, PollPolicy
 from modelshift.finetune.catalog import registry_model_id
 from modelshift.platforms import base
@@ -492,3 +498,25 @@ def test_catalog_adapters_refuse_an_azure_openai_bundle() -> None:
 )
 def test_maap_routes(arm_url: str, expected: dict[str, str] | None) -> None:
     assert maap_routes(arm_url) == expected
+
+
+# ------------------------------------------------------------------------------- deployments
+
+
+def test_online_deployments_adapter_refusals_and_idempotent_delete(emu: EmulatorHandle) -> None:
+    _, deployments = adapters(emu)
+    with pytest.raises(DeploymentNotFoundError, match="'green' under endpoint 'claims-ep'"):
+        deployments.get(WORKSPACE, "green")
+    deployments.delete(WORKSPACE, "green")  # already gone: fine
+    other = WORKSPACE.model_copy(update={"name": "ws-other"})
+    with pytest.raises(ConfigError, match="ws-other"):
+        deployments.list(other)
+    spec = base.DeploymentSpec(
+        model=base.ModelRef(name="azureml:ft-x:1"), sku_name="Standard_NC24ads_A100_v4"
+    )
+    with pytest.raises(ConfigError, match="3-32"):
+        deployments.create_or_update(WORKSPACE, "x" * 33, spec)
+    # a model the workspace never registered: Azure ML's 400 names it
+    with pytest.raises(BadRequestError, match="ft-x"):
+        deployments.create_or_update(WORKSPACE, "green", spec)
+    assert {d.name for d in deployments.list(WORKSPACE)} == {"blue"}
