@@ -194,6 +194,10 @@ class RateLimiter:
         self._counter = 0
         self._request_counter = 0
         self._lock = asyncio.Lock()
+        #: set when room comes back before its time (a reservation released or corrected down); one per
+        #: event loop, since an asyncio.Event belongs to the loop that first waits on it
+        self._room_back: asyncio.Event | None = None
+        self._room_back_loop: asyncio.AbstractEventLoop | None = None
         self.limits: RateLimits | None = None
         #: 429 answers seen (for reports and the benchmark)
         self.throttled_count = 0
@@ -222,7 +226,7 @@ class RateLimiter:
                 # below a microsecond float rounding could keep the loop waiting for nothing
                 if wait <= _EPSILON_S:
                     break
-                await self._sleep(wait)
+                await self._sleep_unless_freed(wait)
             self._counter += tokens
             self._request_counter += 1
             reservation = Reservation(
@@ -236,6 +240,25 @@ class RateLimiter:
                 reservation.token_freed = self._tokens.recently_freed(now)
                 reservation.request_freed = self._requests.recently_freed(now)
             return reservation
+
+    def _wake(self) -> None:
+        if self._room_back is not None:
+            self._room_back.set()
+
+    async def _sleep_unless_freed(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when a release gives room back: a waiter that slept the full wait
+        computed from reservations a 429 then returned would hold every sender up for a window."""
+        loop = asyncio.get_running_loop()
+        if self._room_back is None or self._room_back_loop is not loop:
+            self._room_back, self._room_back_loop = asyncio.Event(), loop
+        self._room_back.clear()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        freed = asyncio.ensure_future(self._room_back.wait())
+        try:
+            await asyncio.wait({sleeper, freed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            freed.cancel()
 
     def admission(self, tokens: float) -> Admission | None:
         """What the limits admit of requests costing ``tokens`` each: at once now, and per second in the
@@ -263,6 +286,8 @@ class RateLimiter:
             return
         self._tokens.correct(reservation.token_entry, charged)
         self._counter += charged - reservation.tokens
+        if charged < reservation.tokens:
+            self._wake()
         if info is None:
             return
         # What the platform had left beyond what we expected is someone else's usage; requests we sent
@@ -288,6 +313,7 @@ class RateLimiter:
             self._tokens.correct(reservation.token_entry, 0)
         if self._requests is not None and reservation.request_entry is not None:
             self._requests.correct(reservation.request_entry, 0)
+        self._wake()
 
     def throttled(
         self, retry_after: float | None, fallback: float = 1.0, reservation: Reservation | None = None

@@ -326,3 +326,25 @@ def test_our_own_just_freed_spends_are_not_booked_as_someone_elses(after_expiry:
 
     room = asyncio.run(go())
     assert room == pytest.approx(10_000 - 5000 - booked)
+
+
+@pytest.mark.parametrize("how", ["released", "settled lower"])
+def test_a_waiter_wakes_when_room_comes_back_early(how: str) -> None:
+    """A waiter's wait is computed from the reservations it saw; when a 429 returns them (or an answer
+    costs less), it must not sleep out the window they would have held (real clock, one event loop)."""
+    rl = RateLimiter(RateLimits.from_capacity(10))  # 10k TPM, 10 requests per 10 s
+
+    async def go() -> float:
+        first = await rl.acquire(10_000)
+        waiter = asyncio.create_task(rl.acquire(5000))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()  # the window is full for a minute
+        started = asyncio.get_running_loop().time()
+        if how == "released":
+            rl.release(first)
+        else:
+            rl.settle(first, 4000)
+        await asyncio.wait_for(waiter, timeout=5)
+        return asyncio.get_running_loop().time() - started
+
+    assert asyncio.run(go()) < 1.0
