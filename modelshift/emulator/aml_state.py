@@ -151,7 +151,10 @@ class AmlJob:
             "createdUtc": iso(self.created_at),
             "runType": "azureml.FineTuning",
         }
-        if now >= self.running_at and status not in ("CancelRequested",) and not self.canceled(now):
+        cancelled_before_start = (
+            self.cancel_requested_at is not None and self.cancel_requested_at < self.running_at
+        )
+        if now >= self.running_at and not cancelled_before_start:
             body["startTimeUtc"] = iso(self.running_at)
         if status in TERMINAL:
             at = self.cancel_requested_at

@@ -273,6 +273,22 @@ def test_cancel(arm: httpx.Client, blob: httpx.Client, emu: EmulatorHandle) -> N
     assert status_at(arm, emu, "job-c", 31) == "Canceled"
     late = arm.post(f"{WS_PATH}/jobs/job-c/cancel", params=VERSION)
     assert late.status_code == 400 and "already Canceled" in late.json()["error"]["message"]
+    run = httpx.get(
+        f"{emu.base_url}/_amlapi/swedencentral/history/v1.0{WS_PATH}/runs/job-c",
+        headers={"Authorization": f"Bearer {emu.bearer_token}"},
+    ).json()
+    assert "startTimeUtc" not in run and run["endTimeUtc"]  # cancelled before it ran
+
+    # cancelled while running: the run started, then ended Canceled
+    arm.put(f"{WS_PATH}/jobs/job-r", params=VERSION, json=job_body())
+    assert status_at(arm, emu, "job-r", 30 * 60) == "Running"
+    arm.post(f"{WS_PATH}/jobs/job-r/cancel", params=VERSION)
+    assert status_at(arm, emu, "job-r", 31) == "Canceled"
+    run = httpx.get(
+        f"{emu.base_url}/_amlapi/swedencentral/history/v1.0{WS_PATH}/runs/job-r",
+        headers={"Authorization": f"Bearer {emu.bearer_token}"},
+    ).json()
+    assert run["status"] == "Canceled" and run["startTimeUtc"] < run["endTimeUtc"] and "error" not in run
 
 
 @pytest.mark.parametrize(
