@@ -394,9 +394,15 @@ class JudgeRunner:
 
             if outcomes:
                 await one(0)
-                async with asyncio.TaskGroup() as group:
-                    for index in range(1, len(outcomes)):
-                        group.create_task(one(index))
+                tasks = [asyncio.create_task(one(index)) for index in range(1, len(outcomes))]
+                try:
+                    await asyncio.gather(*tasks)
+                except BaseException:
+                    # the first error (e.g. the judge retired mid-run) is raised as it is, the rest cancelled
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise
         return replace(run, outcomes=tuple(outcomes), evaluator_version=self.evaluator_version)
 
 

@@ -319,6 +319,23 @@ def test_a_retired_judge_fails_naming_the_judge(emu: EmulatorHandle, tmp_path: P
     assert str(bundle.yaml_path) in message and "evaluation.judge" in message
 
 
+def test_a_judge_that_fails_after_the_first_item_raises_the_platform_error(
+    emu: EmulatorHandle, tmp_path: Path
+) -> None:
+    # the first item failed (nothing to judge), so the retired judge is met by the concurrent items
+    judge = {**judge_section(RETIRED_JUDGE), "model": {"name": "gpt-35-turbo", "version": "0613"}}
+    endpoint = emu.endpoint_for(ACCOUNT)
+    bundle = with_judge(tmp_path / "b", "1.0.0", judge, model={"deployment": BIG, "endpoint": endpoint})
+    runner = open_judge(bundle, settings_for(emu, tmp_path), EndpointDirectory(None), concurrency=2)
+    assert runner is not None
+    outcomes = (
+        ItemOutcome("q0", "Why?", "ref", (), None, error="timeout"),
+        *(ItemOutcome(f"q{i}", "Why?", "ref", (), f"Answer {i}.") for i in range(1, 5)),
+    )
+    with pytest.raises(ModelRetiredError, match=RETIRED_JUDGE):
+        asyncio.run(runner.judge(BundleRun(bundle.digest, "data", RUNNER_VERSION, outcomes)))
+
+
 def test_a_missing_judge_deployment_fails_before_anything_runs(emu: EmulatorHandle, tmp_path: Path) -> None:
     bundle = with_judge(tmp_path / "b", "1.0.0", judge_section("no-such-judge"), model={"deployment": BIG})
     with pytest.raises(DeploymentNotFoundError, match="no-such-judge") as caught:
