@@ -520,3 +520,40 @@ def test_online_deployments_adapter_refusals_and_idempotent_delete(emu: Emulator
     with pytest.raises(BadRequestError, match="ft-x"):
         deployments.create_or_update(WORKSPACE, "green", spec)
     assert {d.name for d in deployments.list(WORKSPACE)} == {"blue"}
+
+
+def test_create_job_returns_the_job_already_named_so_and_refuses_a_foreign_one(emu: EmulatorHandle) -> None:
+    ft, _ = adapters(emu)
+    good = ft.upload_file("train.jsonl", (CLAIMS_BUNDLE.parent / "shared" / "train.jsonl").read_bytes())
+    spec = base.FineTuneJobSpec(
+        model=registry_model_id(TARGET, model_format="Meta"), training_file=good.id, suffix="s1"
+    )
+    first = ft.create_job(spec)
+    again = ft.create_job(spec)  # e.g. a re-run whose job list did not show the job yet
+    assert again.id == first.id and stats(emu)["job_puts"] == 1
+
+    # a job of that name that modelshift did not submit (no suffix tag) is not taken over
+    foreign = {
+        "properties": {
+            "jobType": "FineTuning",
+            "fineTuningDetails": {
+                "taskType": "chatCompletion",
+                "modelProvider": "Custom",
+                "model": {"uri": spec.model, "jobInputType": "mlflow_model"},
+                "trainingData": {"uri": good.id, "jobInputType": "uri_file"},
+            },
+        }
+    }
+    path = (
+        f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.MachineLearningServices/workspaces/{WS}"
+        f"/jobs/{job_name('s2')}"
+    )
+    httpx.put(
+        f"{emu.base_url}{path}",
+        params={"api-version": "2024-10-01-preview"},
+        json=foreign,
+        headers={"Authorization": f"Bearer {emu.bearer_token}"},
+    ).raise_for_status()
+    with pytest.raises(ConfigError, match="did not submit"):
+        ft.create_job(spec.model_copy(update={"suffix": "s2"}))
+    assert stats(emu)["job_puts"] == 2

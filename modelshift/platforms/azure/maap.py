@@ -358,7 +358,10 @@ class MaapFineTuning:
         )
 
     def create_job(self, spec: FineTuneJobSpec) -> FineTuneJob:
-        """Submit a FineTuning job named after ``spec.suffix`` (required: it is how a re-run finds it)."""
+        """Submit a FineTuning job named after ``spec.suffix`` (required: it is how a re-run finds it).
+
+        A job that already has this name is returned as it is, with no second PUT: a GET by name sees a
+        job the moment it exists, even when a just-submitted job is not in the workspace's job list yet."""
         if not spec.suffix:
             raise ConfigError(
                 f"workspace {self._workspace}: a catalog fine-tuning job needs a suffix (it names the job so "
@@ -371,8 +374,19 @@ class MaapFineTuning:
             )
         name = job_name(spec.suffix)
         with _translate(f"submit fine-tuning job {name}", self._workspace):
-            job = self._build(spec, name)
-            submitted = self._ml.jobs.create_or_update(job)
+            try:
+                existing = self._ml.jobs.get(name)
+            except ResourceNotFoundError:
+                existing = None
+            if existing is not None and (existing.tags or {}).get(TAG_SUFFIX) == spec.suffix:
+                return self._job(existing, error=None)
+            if existing is not None:
+                raise ConfigError(
+                    f"workspace {self._workspace}: a job named {name} exists but modelshift did not submit "
+                    "it (no matching modelshift.suffix tag); rename or archive that job, or change the "
+                    "bundle's model.fine_tune.suffix"
+                )
+            submitted = self._ml.jobs.create_or_update(self._build(spec, name))
         return self._job(submitted, error=None)
 
     def _run(self, name: str) -> Any:
