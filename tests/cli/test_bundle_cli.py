@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from modelshift.bundle import load_bundle
 from modelshift.cli import app
 
-APPS = ["support-chat", "claims-assistant", "hr-handbook"]
+APPS = ["support-chat", "claims-assistant", "hr-handbook", "backup-faq"]
 
 
 def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:

@@ -20,7 +20,7 @@ from tests.lifecycle.conftest import AS_OF, example
 
 CONTRACTS = Path(__file__).resolve().parents[1] / "contracts" / "azure"
 SUB = "00000000-0000-0000-0000-000000000001"
-BUNDLES = [example(a) for a in ("support-chat", "claims-assistant", "hr-handbook")]
+BUNDLES = [example(a) for a in ("support-chat", "claims-assistant", "hr-handbook", "backup-faq")]
 
 
 def _dep(
