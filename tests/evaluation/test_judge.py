@@ -16,12 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
+import typer
 import yaml
 from runner_helpers import small_dataset, write_bundle
 from test_runner import ACCOUNT, BIG, scenario_with
+from typer.testing import CliRunner
 
 from modelshift.bundle import Bundle, load_bundle
 from modelshift.bundle.manifest import Evaluation, Judge, JudgeModel
+from modelshift.cli import eval as eval_cmds
 from modelshift.emulator.judge import JudgeRequest, judge_verdict, parse_judge_prompt
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
 from modelshift.errors import (
@@ -47,7 +50,7 @@ from modelshift.evaluation.runner import RUNNER_VERSION, BundleRun, ItemOutcome
 from modelshift.orchestration.connect import EndpointDirectory
 from modelshift.orchestration.runtime import Passage
 from modelshift.platforms.azure import arm_client
-from modelshift.settings import Settings
+from modelshift.settings import Settings, get_settings
 from modelshift.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -625,3 +628,35 @@ def test_the_readme_judge_example_validates() -> None:
     policy = Evaluation.model_validate(yaml.safe_load(example)["evaluation"])
     assert policy.judge is not None and policy.judge.model.version == "2024-07-18"
     assert {f"judge_{m}" for m in policy.judge.metrics} <= set(policy.metrics)
+
+
+def test_modelshift_eval_names_a_retired_judge(
+    emu: EmulatorHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    for name, value in {
+        "MODELSHIFT_HOME": str(home),
+        "MODELSHIFT_DATABASE_URL": f"sqlite:///{home / 'state.db'}",
+        "MODELSHIFT_ARM_URL": emu.arm_url,
+        "MODELSHIFT_ARM_TOKEN": emu.bearer_token,
+        "MODELSHIFT_API_KEY": emu.api_key,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    judge = {**judge_section(RETIRED_JUDGE), "model": {"name": "gpt-35-turbo", "version": "0613"}}
+    bundle = with_judge(tmp_path / "b", "1.0.0", judge, model={"deployment": BIG})
+    app = typer.Typer()
+    eval_cmds.register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Root, so `eval` stays a sub-command."""
+
+    try:
+        result = CliRunner().invoke(
+            app, ["eval", "--baseline", str(bundle.root), "--candidate", str(bundle.root)]
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code != 0
+    assert RETIRED_JUDGE in result.stderr and "410" in result.stderr and "evaluation.judge" in result.stderr
