@@ -13,8 +13,9 @@ How each FineTuning operation maps onto Azure ML:
 - **Jobs** are ``FineTuning`` jobs built by ``azure.ai.ml.finetuning.create_finetuning_job`` and submitted
   with ``ml_client.jobs.create_or_update``. The job's *name* derives from the request's suffix (which
   carries the idempotency key), so a job a crashed run submitted is found by ``list_jobs`` (tags
-  ``modelshift.suffix`` / ``.model`` / ``.training_file`` keep what was sent), and a second PUT of the same
-  name could not create a second job anyway. ``validation_data`` is always passed when there is a
+  ``modelshift.suffix`` / ``.model`` / ``.training_file`` keep what was sent), and ``create_job`` GETs the
+  name before it PUTs, so even a job the list does not show yet is not submitted twice.
+  ``validation_data`` is always passed when there is a
   validation file; without one the job is built as ``CustomModelFineTuningJob`` directly, because
   azure-ai-ml 1.35's ``create_finetuning_job`` raises ``UnboundLocalError`` when it is left out.
 - **Status** comes from the job (``NotStarted`` … ``Completed``), mapped by :data:`STATUS`. A Failed or
