@@ -8,6 +8,7 @@ The stack a team runs: ``prefect server start`` (its own PREFECT_HOME, on SQLite
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -21,6 +22,14 @@ from typing import Any
 
 import httpx
 import uvicorn
+from pydantic import SecretStr
+
+from modelshift.clock import utcnow
+from modelshift.notices import PrefectEventDispatcher
+from modelshift.notices.store import StoreNoticeLog
+from modelshift.notices.webhook import create_app
+from modelshift.settings import Settings
+from modelshift.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 NOTICE = REPO / "tests" / "notices" / "payloads" / "aoai-retirement.common-schema.json"
@@ -131,12 +140,32 @@ def start_server(
     wait("prefect server health", lambda: api.get("/health").status_code == 200, 90)
 
 
-def deploy_and_start_worker(procs: Processes, env: dict[str, str], clone: Path) -> str:
-    """Create the process pool, ``prefect --no-prompt deploy --all`` from ``clone``, start a worker."""
-    run([PREFECT, "work-pool", "create", POOL, "--type", "process"], env, clone)
+def deploy_and_start_worker(
+    procs: Processes,
+    env: dict[str, str],
+    clone: Path,
+    *,
+    base_job_template: Path | None = None,
+    worker_env: dict[str, str] | None = None,
+) -> str:
+    """Create the process pool (with ``base_job_template`` when given), ``prefect --no-prompt deploy --all``
+    from ``clone``, and start a worker (with ``worker_env``, default ``env``)."""
+    template = ["--base-job-template", str(base_job_template)] if base_job_template else []
+    run([PREFECT, "work-pool", "create", POOL, "--type", "process", *template], env, clone)
     out = run([PREFECT, "--no-prompt", "deploy", "--all"], env, clone, timeout=180)
-    procs.start("worker", [PREFECT, "worker", "start", "--pool", POOL], env, clone)
+    procs.start("worker", [PREFECT, "worker", "start", "--pool", POOL], worker_env or env, clone)
     return out
+
+
+def pool_template_with_env(env: dict[str, str], cwd: Path, job_env: dict[str, str], to: Path) -> Path:
+    """The process pool's default base job template with ``job_env`` as the default of its ``env`` variable,
+    saved at ``to``. Values may be block references such as ``{{ prefect.blocks.secret.NAME }}``: the worker
+    resolves them when it starts a run (the server refuses them in ``job_configuration`` itself)."""
+    args = [PREFECT, "work-pool", "get-default-base-job-template", "--type", "process"]
+    template = json.loads(run(args, env, cwd))
+    template["variables"]["properties"]["env"]["default"] = job_env
+    to.write_text(json.dumps(template))
+    return to
 
 
 def serve_webhook(app: Any) -> tuple[str, Callable[[], None]]:
@@ -155,6 +184,22 @@ def serve_webhook(app: Any) -> tuple[str, Callable[[], None]]:
         sock.close()
 
     return f"http://127.0.0.1:{port}", stop
+
+
+def post_notice(database_url: str, api_url: str, secret: str) -> None:
+    """Serve the notice webhook (store at ``database_url``, events to the Prefect API) and post the
+    retirement notice to it; it must be accepted (202)."""
+    settings = Settings(webhook_secret=SecretStr(secret), database_url=database_url)
+    with Store.open(database_url) as store, httpx.Client(timeout=10) as http:
+        app = create_app(settings, StoreNoticeLog(store), PrefectEventDispatcher(api_url, http), utcnow)
+        hook_url, stop_hook = serve_webhook(app)
+        try:
+            posted = httpx.post(
+                f"{hook_url}/notices/azure?token={secret}", content=NOTICE.read_bytes(), timeout=10
+            )
+            assert posted.status_code == 202, posted.text
+        finally:
+            stop_hook()
 
 
 def flow_runs(api: httpx.Client, deployment: str) -> list[dict[str, Any]]:
