@@ -26,6 +26,7 @@ import httpx
 
 from modelshift.audit import Reason
 from modelshift.clock import Clock
+from modelshift.dashboard.fleet import pending_approval
 from modelshift.errors import ConfigError, MigrationConflictError, NotFoundError, StateError
 from modelshift.migration import Migration, MigrationPhase, MigrationStore, Trigger, idempotency_key
 from modelshift.migration.params import MigrationOutcome, MigrationParams
@@ -173,16 +174,18 @@ def answer_approval(store: Store, app: str, *, decision: str, operator: str, rea
     if decision not in ("approve", "reject"):
         raise ConfigError(f"decision {decision!r}: use 'approve' or 'reject'", decision=decision)
     require_app(store, app)
-    canaries = store.list_bundles(app, BundleStatus.CANARY)
-    if not canaries:
-        raise StateError(f"app {app!r} has no bundle in canary; there is nothing to approve", app=app)
+    pending = pending_approval(store.audit_events(), app, store.list_bundles(app=app))
+    if pending is None:
+        raise StateError(
+            f"app {app!r} has no canary waiting for approval; there is nothing to approve or reject", app=app
+        )
     run_id = paused_canary_run(app)
-    candidate = canaries[-1]
     store.append_audit(
         Reason.CANARY_APPROVAL_SUBMITTED,
-        f"rollout {app} -> {candidate.digest}",
+        f"rollout {app} -> {pending.candidate_digest}",
         {"app": app, "decision": decision, "reason": reason, "flow_run_id": run_id, "via": "dashboard"},
         actor=operator,
+        migration_id=pending.migration_id,
     )
     try:
         resume_flow_run(

@@ -13,19 +13,21 @@ unreachable is 502/503. JSON callers (``/api/...`` or the ``Authorization`` head
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from modelshift.cli._common import to_jsonable
 from modelshift.clock import Clock
 from modelshift.dashboard import actions
 from modelshift.dashboard.auth import OPERATOR_HEADER, SESSION_COOKIE, Authenticator, AuthProblem, Operator
@@ -47,6 +49,15 @@ from modelshift.settings import Settings
 from modelshift.store import BundleStatus, Store
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def to_jsonable(value: Any) -> Any:
+    """An action's result (a dataclass or a pydantic model) as plain JSON values."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json.loads(json.dumps(dataclasses.asdict(value), default=str))
+    return value
 
 
 @dataclass

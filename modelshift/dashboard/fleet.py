@@ -106,6 +106,18 @@ class NextAction(BaseModel):
     migration_id: str | None = None
 
 
+class Approval(BaseModel):
+    """A canary's open question to a person: approve or reject this candidate (before any traffic, or
+    mid-way)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    candidate_digest: str
+    reason: str
+    requested_at: datetime
+    migration_id: str | None = None
+
+
 class Canary(BaseModel):
     """The app's live canary: the candidate, its share of traffic and whether it waits for a person."""
 
@@ -127,6 +139,7 @@ class FleetRow(BaseModel):
     production: BundleSummary | None
     lifecycle: Lifecycle
     canary: Canary | None
+    approval: Approval | None = None
     latest_migration: dict[str, Any] | None
     next_action: NextAction
 
@@ -174,8 +187,20 @@ def lifecycle_of(assessment: Assessment | None, *, error: str | None) -> Lifecyc
     )
 
 
-def pending_approval(events: Iterable[audit.AuditEvent], app: str) -> audit.AuditEvent | None:
-    """The app's approval request that no later approve / reject / promote / roll back answered."""
+#: candidate statuses a canary can still ask about (the approval step may come before any traffic)
+_ASKING = frozenset({BundleStatus.EVALUATED, BundleStatus.CANARY})
+
+
+def candidate_of(event: audit.AuditEvent) -> str:
+    """The candidate digest a canary event is about (its subject is ``rollout APP -> DIGEST``)."""
+    return event.subject.rpartition(" -> ")[2]
+
+
+def pending_approval(
+    events: Iterable[audit.AuditEvent], app: str, bundles: Sequence[RegisteredBundle]
+) -> Approval | None:
+    """The app's approval request that no later approve / reject / promote / roll back answered, while its
+    candidate is still evaluated or in canary (a flow that gave up leaves the question moot)."""
     pending: audit.AuditEvent | None = None
     for event in events:
         if event.data.get("app") != app:
@@ -184,7 +209,18 @@ def pending_approval(events: Iterable[audit.AuditEvent], app: str) -> audit.Audi
             pending = event
         elif event.reason in _ANSWERS:
             pending = None
-    return pending
+    if pending is None:
+        return None
+    digest = candidate_of(pending)
+    status = next((b.status for b in bundles if b.digest == digest), None)
+    if status not in _ASKING:
+        return None
+    return Approval(
+        candidate_digest=digest,
+        reason=str(pending.data.get("reason") or "the canary asks for a person's approval"),
+        requested_at=pending.occurred_at,
+        migration_id=pending.migration_id,
+    )
 
 
 def failure_reason(events: Sequence[audit.AuditEvent]) -> str:
@@ -216,16 +252,18 @@ def migration_summary(migration: Migration) -> dict[str, Any]:
 def next_action(
     lifecycle: Lifecycle,
     canary: Canary | None,
+    approval: Approval | None,
     migrations: Sequence[Migration],
     events_of: dict[str, list[audit.AuditEvent]],
 ) -> NextAction:
     """The one next action for an app (see the module docstring for the order of precedence)."""
-    if canary is not None and canary.awaiting_approval:
+    if approval is not None:
+        where = f" (canary at {canary.weight} %)" if canary is not None else " (before any traffic)"
         return NextAction(
             kind="needs_approval",
             label="needs approval",
-            detail=canary.approval_reason or f"canary {canary.candidate.version} at {canary.weight} %",
-            migration_id=canary.migration_id,
+            detail=approval.reason + where,
+            migration_id=approval.migration_id,
         )
     real = [m for m in migrations if not m.dry_run]
     active = next((m for m in real if m.active and m.phase is not MigrationPhase.PLANNED), None)
@@ -299,7 +337,8 @@ def build_fleet(
         mine = [b for b in bundles if b.app == app]
         production = next((b for b in mine if b.status is BundleStatus.PRODUCTION), None)
         app_migrations = [m for m in migrations if m.app == app]  # newest first
-        canary = _canary(app, mine, routers.get(app), events)
+        approval = pending_approval(events, app, mine)
+        canary = _canary(mine, routers.get(app), approval)
         lifecycle = lifecycle_of(by_app_assessment.get(app), error=lifecycle_error)
         rows.append(
             FleetRow(
@@ -307,8 +346,9 @@ def build_fleet(
                 production=None if production is None else BundleSummary.of(production),
                 lifecycle=lifecycle,
                 canary=canary,
+                approval=approval,
                 latest_migration=migration_summary(app_migrations[0]) if app_migrations else None,
-                next_action=next_action(lifecycle, canary, app_migrations, events_of),
+                next_action=next_action(lifecycle, canary, approval, app_migrations, events_of),
             )
         )
     source = report.origin if report is not None else "unavailable"
@@ -316,20 +356,17 @@ def build_fleet(
 
 
 def _canary(
-    app: str,
-    bundles: Sequence[RegisteredBundle],
-    router: RouterState | None,
-    events: Sequence[audit.AuditEvent],
+    bundles: Sequence[RegisteredBundle], router: RouterState | None, approval: Approval | None
 ) -> Canary | None:
     candidate = next((b for b in reversed(bundles) if b.status is BundleStatus.CANARY), None)
     if candidate is None:
         return None
-    request = pending_approval(events, app)
+    asking = approval is not None and approval.candidate_digest == candidate.digest
     weight = 0 if router is None else router.weights.get(candidate.digest, 0)
     return Canary(
         candidate=BundleSummary.of(candidate),
         weight=weight,
-        awaiting_approval=request is not None,
-        approval_reason=None if request is None else str(request.data.get("reason") or ""),
-        migration_id=None if request is None else request.migration_id,
+        awaiting_approval=asking,
+        approval_reason=approval.reason if asking and approval is not None else None,
+        migration_id=approval.migration_id if asking and approval is not None else None,
     )

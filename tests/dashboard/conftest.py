@@ -332,7 +332,7 @@ def login(client: httpx.Client, name: str = "dana", token: str = TOKEN) -> str:
     """Log ``name`` in through the form; the CSRF token of the new session (read from a page)."""
     response = client.post("/login", data={"operator": name, "token": token, "next": "/"})
     assert response.status_code == 303, response.text
-    page = client.get("/apps/claims")
+    page = client.get("/")  # every page carries the session's CSRF token in its log-out form
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found is not None, page.text
     return found.group(1)
