@@ -19,6 +19,7 @@ import importlib
 import os
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,13 @@ def run_migration(params: MigrationParams) -> MigrationOutcome:
     return outcome
 
 
-def run_scan(*, models: list[str] | None = None, notice_id: str | None = None) -> dict[str, Any]:
-    """Run the ``retirement-scan`` flow in this process (scoped to ``models`` when given)."""
+def run_scan(
+    *, models: list[str] | None = None, notice_id: str | None = None, as_of: date | None = None
+) -> dict[str, Any]:
+    """Run the ``retirement-scan`` flow in this process (scoped to ``models`` when given; assessed as of
+    ``as_of``, default today)."""
     flow = importlib.import_module("flows.scan").retirement_scan
-    result = flow(models=models, notice_id=notice_id)
+    result = flow(models=models, notice_id=notice_id, as_of=as_of)
     if not isinstance(result, dict):  # pragma: no cover - the flow's return type says so
         raise TypeError(f"retirement-scan returned {type(result).__name__}, not dict")
     return result
