@@ -14,8 +14,8 @@ estimate here before it sends, so it stays just under the limit instead of learn
   differ from ours), and usage the ``x-ratelimit-remaining-*`` headers show beyond ours (other clients of
   the same deployment) is booked as well, so it is not spent twice. Our own spends that flowed back in
   the last ``MAX_EDGE_MARGIN_S`` seconds are not someone else's: the platform stamps a request a little
-  after we reserve it (more so in a burst), so it may still count them; booking them for a whole window
-  cost a window on the emulator;
+  after we reserve it (more so in a burst), so it may still count them, and booking them as someone
+  else's would hold that room for a whole window;
 - a 429 pauses every sender until the platform's ``retry-after``; the refused request was not counted, so
   its reservation is returned. A 429 the buckets did not expect means the platform's windows run behind
   ours, so the edge margin grows by what it showed (bounded by ``MAX_EDGE_MARGIN_S``).
