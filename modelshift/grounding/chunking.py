@@ -85,9 +85,7 @@ class Chunk:
 
 def chunk_id(document: str, start: int, end: int, text: str) -> str:
     """Deterministic chunk id from (document, position, content hash): 24 hex digits."""
-    h = hashlib.sha256(f"{document}\0{start}\0{end}\0".encode())
-    h.update(text.encode("utf-8"))
-    return h.hexdigest()[:24]
+    return hashlib.sha256(f"{document}\0{start}\0{end}\0{text}".encode()).hexdigest()[:24]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +170,22 @@ class _DocumentSplit:
     over tokens, and nothing is re-encoded except the few tokens before the first safe point of a chunk
     that starts inside a line (the overlap).
     """
+
+    __slots__ = (
+        "_fence_starts",
+        "_levels",
+        "_path",
+        "_scanned",
+        "c",
+        "document",
+        "fences",
+        "lead",
+        "length",
+        "n",
+        "starts",
+        "text",
+        "tokens",
+    )
 
     def __init__(self, chunker: Chunker, text: str, document: str) -> None:
         self.c = chunker
