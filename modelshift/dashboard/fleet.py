@@ -305,7 +305,8 @@ def next_action(
             why = "; ".join(str(s) for s in steps) or f"plan {plan_status}"
             return NextAction(kind="blocked", label="blocked", detail=why, migration_id=latest.id)
     if lifecycle.status is not None and AssessmentStatus(lifecycle.status) in _AT_RISK:
-        when = f" in {lifecycle.days_left} days" if lifecycle.days_left is not None else ""
+        days = lifecycle.days_left
+        when = "" if days is None else f" in {days} days" if days >= 0 else f" {-days} days ago"
         return NextAction(
             kind="migrate",
             label="start a migration",
