@@ -22,6 +22,8 @@ demo: $(STAMP)
 services:
 	@# PostgreSQL for the store tests: installed from Debian packages when missing (tests start their own server)
 	@bash scripts/postgres.sh >/dev/null
+	@# Chromium for the dashboard's browser test: Debian's package, installed when /usr/bin/chromium is missing
+	@bash scripts/chromium.sh >/dev/null || echo "chromium could not be installed: the dashboard browser test will skip" >&2
 
 test: $(STAMP) services
 	$(BIN)/ruff check modelshift flows tasks tests benchmarks
