@@ -77,6 +77,17 @@ def _workspace(request: Request, sub: str, rg: str, ws: str) -> Workspace:
             f"The Resource 'Microsoft.MachineLearningServices/workspaces/{ws}' under resource group "
             f"'{rg}' was not found.",
         )
+    with world.lock:
+        status = found.faults.pop(0) if found.faults else None
+    if status == 429:
+        raise AzureHTTPError(
+            429,
+            "TooManyRequests",
+            "The request was throttled (modelshift emulator fault).",
+            {"Retry-After": "1"},
+        )
+    if status is not None:
+        raise AzureHTTPError(status, "InternalServerError", "The service failed (modelshift emulator fault).")
     return found
 
 
@@ -550,6 +561,24 @@ def list_blobs(request: Request, account: str, container: str) -> Response:
 
 
 # ------------------------------------------------------------------------------------------ control
+
+
+@control_router.post("/workspaces/{ws}/faults")
+async def inject_faults(request: Request, ws: str) -> dict[str, Any]:
+    """Emulator-only: answer the next ARM requests for the workspace with these statuses (429 or 5xx)."""
+    world = world_of(request)
+    found = world.workspaces.get(ws.lower())
+    if found is None:
+        raise AzureHTTPError(404, "NotFound", f"the scenario has no workspace {ws}")
+    body = await request.json()
+    statuses = body.get("statuses") if isinstance(body, dict) else None
+    if not isinstance(statuses, list) or not all(
+        isinstance(x, int) and (x == 429 or x >= 500) for x in statuses
+    ):
+        raise AzureHTTPError(400, "BadRequest", "send {'statuses': [429 or 5xx, ...]}")
+    with world.lock:
+        found.faults = list(statuses)
+    return {"faults": found.faults}
 
 
 @control_router.get("/workspaces/{ws}")

@@ -202,6 +202,8 @@ class Workspace:
     endpoints: dict[str, OnlineEndpoint] = field(default_factory=dict)
     job_puts: int = 0
     blob_puts: int = 0
+    #: statuses (429, 5xx) that the next ARM requests for this workspace are answered with, one each
+    faults: list[int] = field(default_factory=list)
 
     @property
     def arm_id(self) -> str:

@@ -331,3 +331,14 @@ def test_online_deployments(arm: httpx.Client, blob: httpx.Client, emu: Emulator
     assert arm.delete(f"{ep}/deployments/green", params=VERSION).status_code == 204
     assert arm.get(f"{ep}/deployments/green", params=VERSION).status_code == 404
     assert arm.get(f"{WS_PATH}/onlineEndpoints/none", params=VERSION).status_code == 404
+
+
+def test_injected_faults_answer_the_next_requests_once_each(arm: httpx.Client, emu: EmulatorHandle) -> None:
+    control = f"{emu.base_url}/_emulator/workspaces/{WS}/faults"
+    refused = httpx.post(control, json={"statuses": [404]}, headers={"api-key": emu.api_key})
+    assert refused.status_code == 400
+    httpx.post(control, json={"statuses": [429, 503]}, headers={"api-key": emu.api_key}).raise_for_status()
+    first = arm.get(WS_PATH, params=VERSION)
+    assert first.status_code == 429 and first.headers["retry-after"] == "1"
+    assert arm.get(WS_PATH, params=VERSION).status_code == 503
+    assert arm.get(WS_PATH, params=VERSION).status_code == 200

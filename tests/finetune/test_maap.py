@@ -5,6 +5,7 @@ against the emulator's Azure ML workspace over real HTTP (the SDKs' https URLs r
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,13 +28,15 @@ from modelshift.errors import (
     ConfigError,
     DeploymentNotFoundError,
     FineTuneFailedError,
+    ThrottledError,
+    TransientPlatformError,
 )
 from modelshift.finetune import CatalogFineTuneRequest, FineTunePhase, FineTuneRun, PollPolicy
 from modelshift.finetune.catalog import registry_model_id
 from modelshift.platforms import base
 from modelshift.platforms.azure.maap import STATUS, MaapFineTuning, job_name, maap_hyperparameters
 from modelshift.platforms.azure.maap_deploy import AmlOnlineDeployments, maap_adapters, maap_routes, ml_client
-from modelshift.platforms.azure.transport import emulator_routes
+from modelshift.platforms.azure.transport import emulator_routes, routing_transport
 from modelshift.prepare.finetune import catalog_adapters, rerun_fine_tune
 from modelshift.settings import Settings
 from modelshift.store import Store
@@ -557,3 +560,51 @@ def test_create_job_returns_the_job_already_named_so_and_refuses_a_foreign_one(e
     with pytest.raises(ConfigError, match="did not submit"):
         ft.create_job(spec.model_copy(update={"suffix": "s2"}))
     assert stats(emu)["job_puts"] == 2
+
+
+# ----------------------------------------------------------------------- retryable platform errors
+
+
+def no_retry(emu: EmulatorHandle, base_url: str | None = None) -> MaapFineTuning:
+    """The adapter on an MLClient whose own retries are off, so each fault reaches the translation."""
+    from azure.ai.ml import MLClient
+
+    routes = emulator_routes(base_url or emu.base_url)
+    ml = MLClient(
+        EmulatorToken(emu.bearer_token),
+        SUB,
+        RG,
+        WS,
+        enable_telemetry=False,
+        show_progress=False,
+        transport=routing_transport(routes),
+        retry_total=0,
+    )
+    return MaapFineTuning(ml, blob_transport=routing_transport(routes))
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(429, ThrottledError), (503, TransientPlatformError), (500, TransientPlatformError)]
+)
+def test_throttling_and_server_errors_are_retryable(emu: EmulatorHandle, status: int, error: type) -> None:
+    httpx.post(
+        f"{emu.base_url}/_emulator/workspaces/{WS}/faults",
+        json={"statuses": [status]},
+        headers={"api-key": emu.api_key},
+    ).raise_for_status()
+    ft = no_retry(emu)
+    with pytest.raises(error, match="ws-claims") as caught:
+        ft.list_jobs()
+    assert caught.value.retryable and caught.value.status_code == status
+    if status == 429:
+        assert isinstance(caught.value, ThrottledError) and caught.value.retry_after == 1.0
+    assert ft.list_jobs() == []  # the fault is spent: the retry goes through
+
+
+def test_an_unreachable_workspace_is_transient(emu: EmulatorHandle) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(TransientPlatformError, match="could not reach Azure ML") as caught:
+        no_retry(emu, f"http://127.0.0.1:{port}").list_jobs()
+    assert caught.value.retryable

@@ -169,6 +169,16 @@ def _message(exc: AzureError) -> str:
     return f"{code}: {first}" if code else first
 
 
+def _retry_after(exc: HttpResponseError) -> float | None:
+    """Seconds from the response's ``Retry-After`` header, when it carries a number."""
+    headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
+    try:
+        value = headers.get("Retry-After")
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _from_http(exc: HttpResponseError, what: str, workspace: str) -> PlatformError:
     status = exc.status_code
     detail = _message(exc)
@@ -186,10 +196,15 @@ def _from_http(exc: HttpResponseError, what: str, workspace: str) -> PlatformErr
             **kwargs,
         )
     if status == 429:
-        return ThrottledError(f"{what}: Azure ML throttled the request ({detail}); retry later", **kwargs)
+        return ThrottledError(
+            f"{what}: Azure ML throttled the request in workspace {workspace!r} ({detail}); retry later",
+            retry_after=_retry_after(exc),
+            **kwargs,
+        )
     if status is not None and status >= 500:
         return TransientPlatformError(
-            f"{what}: Azure ML failed with {status} ({detail}); retry later", **kwargs
+            f"{what}: Azure ML failed with {status} in workspace {workspace!r} ({detail}); retry later",
+            **kwargs,
         )
     return BadRequestError(
         f"{what}: Azure ML rejected the request in {workspace!r} ({status} {detail})", **kwargs
