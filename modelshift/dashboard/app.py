@@ -92,7 +92,11 @@ _ENV = _templates()
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "authorization" in request.headers
+    return (
+        request.url.path.startswith("/api/")
+        or "authorization" in request.headers
+        or "application/json" in request.headers.get("accept", "")
+    )
 
 
 def _status_of(exc: Exception) -> tuple[int, str]:
@@ -111,15 +115,12 @@ def _status_of(exc: Exception) -> tuple[int, str]:
     return 500, "internal_error"
 
 
-def _error(request: Request, exc: Exception, operator: Operator | None = None) -> Response:
+def _error(request: Request, exc: Exception) -> Response:
     status, code = _status_of(exc)
     message = getattr(exc, "message", None) or str(exc)
     if _wants_json(request):
         return JSONResponse({"error": {"code": code, "message": message}}, status)
-    page = _ENV.get_template("error.html").render(
-        status=status, code=code, message=message, operator=operator, csrf=""
-    )
-    return HTMLResponse(page, status)
+    return _render(request, "error.html", status, code=code, message=message, error_status=status)
 
 
 def _dashboard(request: Request) -> Dashboard:
@@ -401,7 +402,7 @@ def _guard(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except (AuthProblem, ModelshiftError, actions.PrefectUnavailable) as exc:
-            return _error(request, exc, _session_operator(request))
+            return _error(request, exc)
 
     guarded.__name__ = handler.__name__
     guarded.__doc__ = handler.__doc__

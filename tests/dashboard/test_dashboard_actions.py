@@ -59,8 +59,12 @@ def _unchanged(live: Live, settings: Settings) -> None:
 def test_an_action_without_the_token_is_a_401_and_changes_nothing(live: Live, settings: Settings) -> None:
     with live.client() as client:
         response = client.post("/apps/claims/rollback", data={"reason": "x"})
+        as_json = client.post("/apps/claims/rollback", headers={"accept": "application/json"})
     assert response.status_code == 401
     assert "log in first" in _message(response)
+    assert "log in to act" in response.text  # the error page offers the login
+    assert as_json.status_code == 401
+    assert as_json.json()["error"]["code"] == "unauthorized"
     _unchanged(live, settings)
 
 
