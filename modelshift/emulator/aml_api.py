@@ -1,5 +1,6 @@
 """The Azure ML (Microsoft.MachineLearningServices) subset that azure-ai-ml needs for catalog-model (MaaP)
-fine-tuning and online deployments, plus run history and a minimal Blob service for the default datastore.
+fine-tuning and online deployments, plus run history (the default datastore's Blob service is in
+:mod:`modelshift.emulator.blob_api`).
 
 Paths as the real services have them, re-rooted on this server:
 
@@ -7,7 +8,8 @@ Paths as the real services have them, re-rooted on this server:
   Microsoft.MachineLearningServices/workspaces/{ws}[/datastores|/jobs|/onlineEndpoints...]``;
 - the workspace's regional API host ``https://{region}.api.azureml.ms`` (discovery, run history) under
   ``/_amlapi/{region}/``;
-- a storage account's Blob endpoint ``https://{account}.blob.core.windows.net`` under ``/_blob/{account}/``.
+- a storage account's Blob endpoint ``https://{account}.blob.core.windows.net`` under ``/_blob/{account}/``
+  (:mod:`modelshift.emulator.blob_api`).
 
 azure-ai-ml only sends bearer tokens over https, so clients reach this server through
 :func:`modelshift.platforms.azure.transport.routing_transport`, which sends the SDK's https requests for
@@ -18,14 +20,12 @@ azure-rest-api-specs; job status follows the scenario clock (:mod:`modelshift.em
 from __future__ import annotations
 
 from datetime import timedelta
-from email.utils import format_datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from modelshift.emulator.aml_state import AmlJob, Blob, OnlineDeployment, Workspace, iso
+from modelshift.emulator.aml_state import AmlJob, OnlineDeployment, Workspace, iso
 from modelshift.emulator.web import AzureHTTPError, paged, require_arm_auth, require_data_auth, world_of
 
 #: api-versions azure-ai-ml 1.3x sends for the calls below
@@ -63,7 +63,6 @@ def require_aml_api_version(request: Request) -> str:
 
 arm_router = APIRouter(dependencies=[Depends(require_arm_auth), Depends(require_aml_api_version)])
 history_router = APIRouter(prefix="/_amlapi/{region}")
-blob_router = APIRouter(prefix="/_blob/{account}")
 control_router = APIRouter(prefix="/_emulator", dependencies=[Depends(require_data_auth)])
 
 
@@ -439,125 +438,6 @@ def get_run(request: Request, region: str, sub: str, rg: str, ws: str, run_id: s
     workspace = _workspace(request, sub, rg, ws)
     with world.lock:
         return _job_or_404(workspace, run_id).run(world.clock())
-
-
-# ------------------------------------------------------------------------------------------- blobs
-
-
-def _storage_error(status: int, code: str, message: str) -> Response:
-    body = (
-        '<?xml version="1.0" encoding="utf-8"?><Error><Code>'
-        f"{code}</Code><Message>{escape(message)}</Message></Error>"
-    )
-    return Response(body, status_code=status, media_type="application/xml", headers={"x-ms-error-code": code})
-
-
-def _storage_workspace(request: Request, account: str) -> Workspace | Response:
-    """The workspace whose datastore lives in ``account``, after a loose check of the credential: a
-    SharedKey signature for this account, a SAS (``sig=``) or a scenario bearer token."""
-    world = world_of(request)
-    found = next((w for w in world.workspaces.values() if w.spec.account_name == account), None)
-    if found is None:
-        return _storage_error(404, "ResourceNotFound", f"The storage account {account} does not exist.")
-    auth = request.headers.get("authorization", "")
-    scheme, _, value = auth.partition(" ")
-    ok = (
-        (scheme == "SharedKey" and value.startswith(f"{account}:") and len(value) > len(account) + 1)
-        or "sig" in request.query_params
-        or (scheme.lower() == "bearer" and value.strip() in world.scenario.auth.bearer_tokens)
-    )
-    if not ok:
-        return _storage_error(
-            403,
-            "AuthenticationFailed",
-            "Server failed to authenticate the request. Make sure the value of Authorization header is "
-            "formed correctly including the signature. (modelshift emulator: send SharedKey, a SAS or a "
-            "bearer)",
-        )
-    return found
-
-
-def _blob_headers(blob: Blob) -> dict[str, str]:
-    return {
-        "ETag": blob.etag,
-        "Last-Modified": format_datetime(blob.created_at, usegmt=True),
-        "x-ms-creation-time": format_datetime(blob.created_at, usegmt=True),
-        "x-ms-blob-type": "BlockBlob",
-        "x-ms-version": "2025-01-05",
-    }
-
-
-@blob_router.put("/{container}/{path:path}")
-async def put_blob(request: Request, account: str, container: str, path: str) -> Response:
-    """Put Blob (block blob, one shot); ``If-None-Match: *`` refuses to overwrite (409)."""
-    found = _storage_workspace(request, account)
-    if isinstance(found, Response):
-        return found
-    if container != found.spec.container:
-        return _storage_error(404, "ContainerNotFound", "The specified container does not exist.")
-    if request.headers.get("x-ms-blob-type") != "BlockBlob":
-        return _storage_error(400, "InvalidHeaderValue", "x-ms-blob-type must be BlockBlob.")
-    content = await request.body()
-    world = world_of(request)
-    key = f"{container}/{path}"
-    with world.lock:
-        if request.headers.get("if-none-match") == "*" and key in found.blobs:
-            return _storage_error(409, "BlobAlreadyExists", "The specified blob already exists.")
-        blob = Blob(
-            content, request.headers.get("x-ms-blob-content-type", "application/octet-stream"), world.clock()
-        )
-        found.blobs[key] = blob
-        found.blob_puts += 1
-    return Response(status_code=201, headers={**_blob_headers(blob), "x-ms-request-server-encrypted": "true"})
-
-
-@blob_router.api_route("/{container}/{path:path}", methods=["GET", "HEAD"])
-def get_blob(request: Request, account: str, container: str, path: str) -> Response:
-    """Get Blob / Get Blob Properties."""
-    found = _storage_workspace(request, account)
-    if isinstance(found, Response):
-        return found
-    blob = found.blobs.get(f"{container}/{path}")
-    if blob is None:
-        return _storage_error(404, "BlobNotFound", "The specified blob does not exist.")
-    headers = {**_blob_headers(blob), "Content-Type": blob.content_type}
-    if request.method == "HEAD":
-        return Response(status_code=200, headers={**headers, "Content-Length": str(len(blob.content))})
-    return Response(blob.content, status_code=200, headers=headers)
-
-
-@blob_router.get("/{container}")
-def list_blobs(request: Request, account: str, container: str) -> Response:
-    """List Blobs (``restype=container&comp=list``), filtered by ``prefix``; one page."""
-    found = _storage_workspace(request, account)
-    if isinstance(found, Response):
-        return found
-    q = request.query_params
-    if q.get("restype") != "container" or q.get("comp") != "list":
-        return _storage_error(400, "UnsupportedQueryParameter", "Only restype=container&comp=list is served.")
-    if container != found.spec.container:
-        return _storage_error(404, "ContainerNotFound", "The specified container does not exist.")
-    prefix = q.get("prefix", "")
-    items = []
-    for key, blob in sorted(found.blobs.items()):
-        name = key.split("/", 1)[1]
-        if not key.startswith(container + "/") or not name.startswith(prefix):
-            continue
-        modified = format_datetime(blob.created_at, usegmt=True)
-        items.append(
-            f"<Blob><Name>{escape(name)}</Name><Properties><Creation-Time>{modified}</Creation-Time>"
-            f"<Last-Modified>{modified}</Last-Modified><Etag>{escape(blob.etag)}</Etag>"
-            f"<Content-Length>{len(blob.content)}</Content-Length>"
-            f"<Content-Type>{escape(blob.content_type)}</Content-Type><BlobType>BlockBlob</BlobType>"
-            "</Properties></Blob>"
-        )
-    body = (
-        '<?xml version="1.0" encoding="utf-8"?>'
-        f'<EnumerationResults ServiceEndpoint="https://{account}.blob.core.windows.net/" '
-        f'ContainerName="{escape(container)}"><Prefix>{escape(prefix)}</Prefix>'
-        f"<Blobs>{''.join(items)}</Blobs><NextMarker /></EnumerationResults>"
-    )
-    return Response(body, media_type="application/xml")
 
 
 # ------------------------------------------------------------------------------------------ control

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelshift.emulator import aml_api, arm, control, finetune_api, inference
+from modelshift.emulator import aml_api, arm, blob_api, control, finetune_api, inference
 from modelshift.emulator.scenario import Scenario
 from modelshift.emulator.state import World
 from modelshift.emulator.web import AzureHTTPError, DropConnection
@@ -96,7 +96,7 @@ def create_app(scenario: Scenario) -> FastAPI:
     app.include_router(finetune_api.router)
     app.include_router(aml_api.arm_router)
     app.include_router(aml_api.history_router)
-    app.include_router(aml_api.blob_router)
+    app.include_router(blob_api.router)
     app.include_router(aml_api.control_router)
     app.add_middleware(_EmulatorMiddleware)
     return app
