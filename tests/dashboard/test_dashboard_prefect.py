@@ -219,3 +219,40 @@ def test_a_paused_canary_is_approved_from_the_dashboard_with_the_typed_input(
     assert approved[0].data["approver"] == "dana"
     assert approved[0].data["reason"] == "numbers look fine"
     assert submitted[0].seq < approved[0].seq
+
+
+def test_without_a_prefect_server_the_real_start_runs_in_the_dashboards_process(
+    env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mode in_process: the migration runs in the background of the dashboard (plan-only here, so it ends
+    in planned), recorded as a real migration started by the operator from the UI."""
+    monkeypatch.setenv("MODELSHIFT_PREPARE_STAGE", "false")
+    get_settings.cache_clear()
+    headers = {"authorization": f"Bearer {TOKEN}", "x-modelshift-operator": "lee"}
+    with (
+        open_dashboard(env, mode="in_process") as dash,
+        running_dashboard(dash) as url,
+        httpx.Client(base_url=url, timeout=300, headers=headers) as client,
+    ):
+        dry = client.post(f"/apps/{APP}/dry-run", data={"target": TARGET})
+        assert dry.status_code == 200, dry.text
+        assert dry.json()["phase"] == "dry_run_done"
+        start = client.post(f"/apps/{APP}/migrate", data={"dry_run_id": dry.json()["migration_id"]})
+        assert start.status_code == 200, start.text
+        assert start.json()["mode"] == "in_process"
+        deadline = time.monotonic() + 120
+        real = []
+        while time.monotonic() < deadline:
+            with Store.open(env.resolved_database_url) as store:
+                real = [m for m in MigrationStore(store).list(APP) if not m.dry_run]
+            if real and real[0].phase is MigrationPhase.PLANNED:
+                break
+            time.sleep(0.5)
+        row = next(r for r in client.get("/api/fleet").json()["rows"] if r["app"] == APP)
+    assert len(real) == 1, real
+    assert real[0].phase is MigrationPhase.PLANNED
+    assert real[0].actor == "lee"
+    assert real[0].trigger.value == "ui"
+    assert real[0].target == TARGET
+    assert row["next_action"]["kind"] == "plan_ready"
+    assert row["next_action"]["migration_id"] == real[0].id
