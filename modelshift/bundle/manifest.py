@@ -332,6 +332,11 @@ class Canary(_Strict):
         return steps
 
 
+#: (section, key) of optional manifest fields added after the digest was pinned: left out of the canonical
+#: form while unset (None, or every sub-field None)
+_LATER_OPTIONAL: tuple[tuple[str, str], ...] = (("canary", "analysis"),)
+
+
 class Manifest(_Strict):
     """The whole ``bundle.yaml``: one tested combination of model, prompts, parameters and policies."""
 
@@ -359,6 +364,12 @@ class Manifest(_Strict):
     def canonical(self) -> dict[str, Any]:
         """The manifest as plain JSON data with every default filled in (the basis of the digest)."""
         data = self.model_dump(mode="json")
+        # optional sections added after digests were first pinned stay out while unset, so a new optional
+        # field never changes the identity of a bundle that does not use it
+        for section, key in _LATER_OPTIONAL:
+            value = data[section].get(key)
+            if value is None or (isinstance(value, dict) and all(v is None for v in value.values())):
+                data[section].pop(key, None)
         # platform first, as people write it (key order does not reach the digest: keys are sorted there)
         model = data["model"]
         data["model"] = {"platform": model.pop("platform"), **model}

@@ -34,6 +34,8 @@ def test_digest_is_the_documented_formula(make_bundle: Any) -> None:
         return {"sha256": hashlib.sha256((bundle_dir / rel).read_bytes()).hexdigest()}
 
     expected = bundle.manifest.model_dump(mode="json")
+    # optional sections added after the digest was pinned are left out while unset
+    assert set(expected["canary"].pop("analysis").values()) == {None}
     expected["prompts"]["system"] = sha("prompts/system.md")
     expected["prompts"]["user_template"] = sha("prompts/user.md")
     expected["prompts"]["overrides"]["gpt-4.1"]["system"] = sha("prompts/system.gpt-4.1.md")
@@ -94,6 +96,7 @@ SAME: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     ("canary-omitted", {"canary": DELETE}),
+    ("canary-analysis-empty", {"canary.analysis": {}}),
     ("confidence-default", {"evaluation.confidence": 0.95}),
     ("zero-baseline-default", {"evaluation.metrics.answer_f1.zero_baseline": "absolute"}),
     ("null-vs-omitted", {"model.endpoint": DELETE, "retrieval.index_generation": None}),
@@ -200,6 +203,7 @@ DIFFERENT: list[tuple[str, dict[str, Any]]] = [
     ("description", {"description": "other"}),
     ("top-k", {"retrieval.top_k": 5}),
     ("steps", {"canary.steps": [10, 100]}),
+    ("canary-analysis-threshold", {"canary.analysis": {"latency_tolerance": 0.5}}),
     ("optional-set", {"parameters.top_p": 1.0}),
     ("override-removed", {"prompts.overrides": {}}),
     ("same-file-other-role", {"prompts.user_template": DELETE}),
