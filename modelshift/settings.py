@@ -81,8 +81,8 @@ class Settings(BaseSettings):
     canary_lease_seconds: int = Field(
         default=300,
         ge=5,
-        description="Lease on canary weights that the canary flow renews at every decision; if the flow dies, "
-        "the gateway serves 100 % production once it lapses.",
+        description="Lease on canary weights that the canary flow renews at every decision; if the flow "
+        "dies, the gateway serves 100 % production once it lapses.",
     )
     canary_poll_seconds: float = Field(
         default=15.0, gt=0, description="Longest sleep of the canary flow between two controller decisions."
