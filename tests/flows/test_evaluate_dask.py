@@ -2,7 +2,8 @@
 
 One prepared migration (support-chat -> gpt-4o 2024-11-20 on the emulator, over HTTP); its store is copied
 before anything is evaluated, so each runner evaluates from scratch (no cached run, no earlier record): the
-default runner on the original, ``MODELSHIFT_TASK_RUNNER=dask`` (a LocalCluster of two workers) on the copy.
+default runner on the original, ``MODELSHIFT_TASK_RUNNER=dask`` (a temporary local cluster of two workers)
+on a copy, and an existing LocalCluster reached through ``MODELSHIFT_DASK_ADDRESS`` on another copy.
 Both must give the same per-item results (latency aside: it is measured) and the same gate verdict.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import dask
 import pytest
+from distributed import LocalCluster
 from prefect import flow
 
 from flows.migrate import model_migration
@@ -81,9 +83,7 @@ def _comparable(item: ItemResult) -> dict[str, object]:
 def test_a_dask_cluster_gives_the_same_evaluation_as_the_thread_pool(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # prepared, not evaluated (both spellings: MODELSHIFT_STOP_AFTER and the older stage switch)
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
-    monkeypatch.setenv("MODELSHIFT_EVALUATE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")  # prepared, not evaluated
     get_settings.cache_clear()
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
@@ -91,6 +91,7 @@ def test_a_dask_cluster_gives_the_same_evaluation_as_the_thread_pool(
     with ev.store() as store:
         candidate = store.get_bundle(APP, "1.1.0").digest
     dask_url = _copy_sqlite(ev.database_url, tmp_path / "dask-state.db")
+    cluster_url = _copy_sqlite(ev.database_url, tmp_path / "cluster-state.db")
 
     monkeypatch.delenv("MODELSHIFT_TASK_RUNNER", raising=False)
     threads = _evaluation(mid, ev.baseline_digest, candidate)
@@ -102,8 +103,18 @@ def test_a_dask_cluster_gives_the_same_evaluation_as_the_thread_pool(
     get_settings.cache_clear()
     on_dask = _evaluation(mid, ev.baseline_digest, candidate)
 
-    # both measured from scratch: two shards (baseline and candidate deployments), every item sent
-    for summary in (threads, on_dask):
+    # an existing cluster, by its scheduler's address: the shards are its tasks
+    monkeypatch.setenv("MODELSHIFT_DATABASE_URL", cluster_url)
+    monkeypatch.delenv("MODELSHIFT_DASK_WORKERS")
+    get_settings.cache_clear()
+    with LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster:
+        monkeypatch.setenv("MODELSHIFT_DASK_ADDRESS", cluster.scheduler_address)
+        before = cluster.scheduler.transition_counter
+        on_cluster = _evaluation(mid, ev.baseline_digest, candidate)
+        assert cluster.scheduler.transition_counter > before
+
+    # all measured from scratch: two shards (baseline and candidate deployments), every item sent
+    for summary in (threads, on_dask, on_cluster):
         assert not summary.reused and not summary.baseline_cached and not summary.candidate_cached
         assert summary.requests >= 2 * summary.paired > 0
     assert (on_dask.verdict, on_dask.passed) == (threads.verdict, threads.passed) == ("pass", True)
@@ -111,6 +122,12 @@ def test_a_dask_cluster_gives_the_same_evaluation_as_the_thread_pool(
     assert on_dask.paired == threads.paired and on_dask.failed_items == threads.failed_items
     assert on_dask.dataset_digest == threads.dataset_digest
     assert _items(dask_url, on_dask.record_id) == _items(ev.database_url, threads.record_id)
+    assert (on_cluster.verdict, on_cluster.failing, on_cluster.paired) == (
+        threads.verdict,
+        threads.failing,
+        threads.paired,
+    )
+    assert _items(cluster_url, on_cluster.record_id) == _items(ev.database_url, threads.record_id)
 
 
 def test_an_unreachable_dask_scheduler_is_a_config_error_naming_the_address(
