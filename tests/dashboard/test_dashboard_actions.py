@@ -120,12 +120,15 @@ def test_login_with_a_wrong_token_or_bad_name_is_a_401_and_sets_no_cookie(live: 
     assert "operator name" in _message(bad_name)
 
 
-def test_the_session_cookie_is_httponly_and_samesite_strict(live: Live) -> None:
+def test_the_session_cookie_is_httponly_and_samesite_strict_and_login_redirects_only_here(live: Live) -> None:
     with live.client() as client:
-        response = client.post("/login", data={"operator": "dana", "token": TOKEN})
+        response = client.post("/login", data={"operator": "dana", "token": TOKEN, "next": "/apps/claims"})
+        offsite = client.post("/login", data={"operator": "dana", "token": TOKEN, "next": "//evil.example/x"})
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
+    assert response.headers["location"] == "/apps/claims"
+    assert offsite.headers["location"] == "/"
 
 
 def test_rollback_from_a_logged_in_session_is_audited_with_the_operator(
