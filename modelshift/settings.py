@@ -5,9 +5,12 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelshift.errors import ConfigError
 
 
 class Stage(StrEnum):
@@ -20,6 +23,13 @@ class Stage(StrEnum):
 
 
 _STAGE_ORDER = list(Stage)
+
+
+class RunnerKind(StrEnum):
+    """The task runners the evaluation fan-out can use (``MODELSHIFT_TASK_RUNNER``)."""
+
+    THREAD = "thread"
+    DASK = "dask"
 
 
 class Settings(BaseSettings):
@@ -88,6 +98,29 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="Longest sleep of the canary flow between two controller decisions."
     )
 
+    task_runner: RunnerKind = Field(
+        default=RunnerKind.THREAD,
+        description="Task runner of the evaluation fan-out: thread (Prefect's thread pool) or dask.",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler address of an existing Dask cluster (tcp://host:8786); unset with "
+        "task_runner=dask: a temporary local cluster.",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, le=64, description="Workers of the temporary local Dask cluster."
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> Settings:
+        if self.dask_address and self.task_runner is not RunnerKind.DASK:
+            raise ValueError(
+                "MODELSHIFT_DASK_ADDRESS is set but MODELSHIFT_TASK_RUNNER is "
+                f"{self.task_runner.value!r}; set MODELSHIFT_TASK_RUNNER=dask to use that cluster, or unset "
+                "MODELSHIFT_DASK_ADDRESS"
+            )
+        return self
+
     @field_validator("stop_after")
     @classmethod
     def _stop_before_canary(cls, value: Stage | None) -> Stage | None:
@@ -119,7 +152,24 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'state.db').resolve()}"
 
 
+def load_settings() -> Settings:
+    """Settings from the environment (and ``.env``); a bad value is a ConfigError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"settings: {problems}") from None
+
+
+def _describe(error: Any) -> str:
+    where = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not where:  # a model validator: its message names the variables already
+        return message
+    return f"MODELSHIFT_{where.upper()}: {message} (got {error['input']!r})"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
+    """The process's settings, read once (a bad value: ConfigError naming the variable)."""
+    return load_settings()

@@ -15,64 +15,14 @@ The results are the same either way; only where the model calls are made changes
 
 from __future__ import annotations
 
-from enum import StrEnum
+from modelshift.settings import RunnerKind, Settings, load_settings
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+__all__ = ["FanoutSettings", "RunnerKind", "fanout_settings"]
 
-from modelshift.errors import ConfigError
-
-
-class RunnerKind(StrEnum):
-    """The task runners the evaluation fan-out can use."""
-
-    THREAD = "thread"
-    DASK = "dask"
+#: the fan-out's settings are the process settings' ``task_runner``, ``dask_address`` and ``dask_workers``
+FanoutSettings = Settings
 
 
-class FanoutSettings(BaseSettings):
-    """``MODELSHIFT_TASK_RUNNER``, ``MODELSHIFT_DASK_ADDRESS`` and ``MODELSHIFT_DASK_WORKERS``."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MODELSHIFT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
-
-    task_runner: RunnerKind = Field(
-        default=RunnerKind.THREAD,
-        description="Task runner of the evaluation fan-out: thread (Prefect's thread pool) or dask.",
-    )
-    dask_address: str | None = Field(
-        default=None,
-        description="Scheduler address of an existing Dask cluster (tcp://host:8786); unset with "
-        "task_runner=dask: a temporary local cluster.",
-    )
-    dask_workers: int = Field(
-        default=2, ge=1, le=64, description="Workers of the temporary local Dask cluster."
-    )
-
-    @model_validator(mode="after")
-    def _address_needs_dask(self) -> FanoutSettings:
-        if self.dask_address and self.task_runner is not RunnerKind.DASK:
-            raise ValueError(
-                "MODELSHIFT_DASK_ADDRESS is set but MODELSHIFT_TASK_RUNNER is "
-                f"{self.task_runner.value!r}; set MODELSHIFT_TASK_RUNNER=dask to use that cluster, or unset "
-                "MODELSHIFT_DASK_ADDRESS"
-            )
-        return self
-
-
-def fanout_settings() -> FanoutSettings:
-    """The fan-out settings from the environment (or ``.env``); a bad value is a ConfigError naming it."""
-    try:
-        return FanoutSettings()
-    except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
-        raise ConfigError(f"evaluation fan-out settings: {problems}") from None
-
-
-def _describe(error: ErrorDetails) -> str:
-    where = ".".join(str(part) for part in error["loc"])
-    if not where:  # the model validator: its message names the variables already
-        return error["msg"].removeprefix("Value error, ")
-    return f"MODELSHIFT_{where.upper()}: {error['msg']} (got {error['input']!r})"
+def fanout_settings() -> Settings:
+    """The settings read fresh from the environment (or ``.env``); a bad value is a ConfigError naming it."""
+    return load_settings()
