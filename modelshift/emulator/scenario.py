@@ -70,6 +70,8 @@ class FineTuneOutcome(_Strict):
     outcome: Literal["succeed", "fail"] = "succeed"
     duration_minutes: float = Field(default=60.0, ge=0)
     queue_minutes: float = Field(default=5.0, ge=0)
+    #: answer quality of a model fine-tuned from this base (None: the base model's quality)
+    quality: float | None = Field(default=None, ge=0, le=1)
 
 
 class DegradedSpec(_Strict):

@@ -194,7 +194,12 @@ class World:
         keys = [f"{dep.model.name}@{dep.model.version}"] + ([base.key] if base else [])
         for key in keys:
             if key in self.scenario.profiles:
-                return self.scenario.profiles[key]
+                profile = self.scenario.profiles[key]
+                tuned = profile.fine_tune.quality
+                if tuned is not None and dep.model.name in account.finetune.models:
+                    # a fine-tuned model answers with its base's fine-tune quality
+                    return profile.model_copy(update={"quality": tuned})
+                return profile
         return self.scenario.default_profile
 
     def retirement_of(self, account: Account, dep: Deployment) -> datetime | None:

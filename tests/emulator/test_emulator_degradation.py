@@ -185,3 +185,32 @@ def test_default_scenario_degrades_only_after_more_requests_than_any_offline_eva
         "replacement"
     ]
     assert f"{replacement['target_model_name']}@{replacement['target_model_version']}" == NANO
+
+
+def test_a_fine_tuned_model_answers_with_its_bases_fine_tune_quality() -> None:
+    """``fine_tune.quality`` of a base sets the quality of models fine-tuned from it, not of the base."""
+    data = default_scenario_data()
+    base = "gpt-4o-mini@2024-07-18"
+    profile = data["profiles"][base]
+    data["profiles"][base] = {
+        **profile,
+        "quality": 1.0,
+        "fine_tune": {**profile["fine_tune"], "quality": 0.0},
+    }
+    context = "[kb-1] Backups run every night at 02:00 UTC.\n\n[kb-2] The VPN needs MFA."
+    messages = rag_messages(context, "When do backups run?")
+    with (
+        running_emulator(data, latency_scale=0.0) as emu,
+        httpx.Client(headers={"api-key": emu.api_key}, params={"api-version": DATA_VERSION}, timeout=10) as c,
+    ):
+        picked = {
+            name: {
+                c.post(chat_url(emu, account, name), json={"messages": messages, "seed": i}).headers[
+                    "x-modelshift-answer-picked"
+                ]
+                for i in range(10)
+            }
+            for account, name in (("contoso-aoai-eus", "faq-4o-mini"), ("fabrikam-aoai-swc", "claims-ft"))
+        }
+    assert picked["faq-4o-mini"] == {"best"}  # the base model itself: quality 1.0
+    assert "best" not in picked["claims-ft"]  # its fine-tune: quality 0.0
