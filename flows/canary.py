@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from modelshift.clock import utcnow
 from modelshift.errors import StateError
 from modelshift.rollout import AnalysisPolicy, ApprovalInput, RolloutPhase, RolloutStatus, is_terminal
+from modelshift.rollout.verdict import Verdict
 from modelshift.settings import get_settings
 from modelshift.store import BundleStatus
 from tasks.canary import (
@@ -186,11 +187,15 @@ def canary_rollout(
         else:
             removed += retire_deployment(result.retire_digest, ctx)
     publish_decision(spec, status, removed)
+    verdict = status.outcome_verdict
+    analysed = [r.verdict for r in status.history if r.verdict is not None]
+    if verdict is None and status.phase is RolloutPhase.PROMOTED and analysed:
+        verdict = Verdict.reduce(analysed)  # all steps passed: the worst of their analyses (successful)
     return CanaryOutcome(
         app=app,
         candidate_digest=candidate_digest,
         phase=status.phase,
-        verdict=None if status.outcome_verdict is None else str(status.outcome_verdict),
+        verdict=None if verdict is None else str(verdict),
         reason=status.outcome_reason,
         decisions=decisions,
         removed_deployments=removed,

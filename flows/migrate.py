@@ -38,6 +38,7 @@ from modelshift.store import BundleStatus
 from modelshift.validation import report_from_error
 from tasks.assess import assess_app
 from tasks.evaluate import candidate_of, evaluate_candidate, settle_candidate
+from tasks.migration_report import write_migration_report
 from tasks.plan import plan_app
 from tasks.prepare import compose, deploy, fine_tune, rechunk, validate_golden
 from tasks.records import advance_migration, bundle_status, open_migration
@@ -339,7 +340,20 @@ def _canary(
 
 @flow(name="model-migration", flow_run_name="migrate-{params.app}", validate_parameters=True)
 def model_migration(params: MigrationParams) -> MigrationOutcome:
-    """Migrate one app's bundle to a new model: assess, plan, then (when enabled) prepare, evaluate."""
+    """Migrate one app's bundle to a new model: assess -> plan -> prepare -> evaluate -> canary -> promote |
+    roll back (``MODELSHIFT_STOP_AFTER`` may end it earlier); the migration report is written at the end."""
+    outcome = _migrate(params)
+    if outcome.migration_id is None:
+        return outcome
+    try:
+        path = write_migration_report(outcome.migration_id)
+    except Exception as exc:  # the report is evidence, not a stage: a failure to write it fails nothing
+        get_run_logger().warning("migration %s: no report written: %s", outcome.migration_id, exc)
+        return outcome
+    return outcome.model_copy(update={"report_path": path})
+
+
+def _migrate(params: MigrationParams) -> MigrationOutcome:
     logger = get_run_logger()
     assessment = assess_app(params.app, params.target, params.as_of)
     logger.info(

@@ -77,6 +77,8 @@ class MigrationOutcome(BaseModel):
     candidate_digest: str | None = None
     #: the canary's final verdict (successful, failed, inconclusive, error) when the canary ran
     canary_verdict: str | None = None
+    #: the self-contained HTML migration report the run wrote (``modelshift report ID`` writes it again)
+    report_path: str | None = None
 
 
 def parse_target(value: str) -> tuple[str, str]:
