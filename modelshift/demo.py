@@ -363,8 +363,10 @@ class _TrafficDuringCanary:
         self.url = gateway_url
         self.questions = questions
         self.threads = threads
+        #: app -> its running Traffic, or None once its migration ended
         self.running: dict[str, Any] = {}
         self.sent: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="demo-traffic-watch", daemon=True)
 
@@ -385,22 +387,33 @@ class _TrafficDuringCanary:
                         traffic = Traffic(
                             self.url, app, questions, limit=None, threads=self.threads, pause_s=0.01, seed=7
                         )
-                        self.running[app] = traffic.start()
+                        with self._lock:
+                            if app in self.running:  # its migration ended meanwhile
+                                continue
+                            self.running[app] = traffic.start()
 
     def __enter__(self) -> _TrafficDuringCanary:
         self._watcher.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._watcher.join(timeout=30)
-        for app, traffic in self.running.items():
+    def finish(self, app: str) -> None:
+        """``app``'s migration ended: stop its traffic (and never start it) and keep its counts."""
+        with self._lock:
+            traffic = self.running.get(app)
+            self.running[app] = None
+        if traffic is not None:
             traffic.stop()
             self.sent[app] = {
                 "requests": traffic.sent,
                 "by_status": {str(k): v for k, v in sorted(traffic.by_status.items())},
                 "by_digest": dict(traffic.by_digest),
             }
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._watcher.join(timeout=30)
+        for app in list(self.running):
+            self.finish(app)
 
 
 def _questions(bundle: Bundle, limit: int = 30) -> list[str]:
@@ -449,7 +462,7 @@ def _migrate_all(
             )
     outcomes: dict[str, Any] = {}
 
-    def work(app: str, params: MigrationParams) -> None:
+    def work(app: str, params: MigrationParams, traffic: _TrafficDuringCanary) -> None:
         # a run that dies (e.g. the local Prefect API answering 503 under load) is run again, which resumes
         # the migration where it stopped - what a Prefect "Retry" does; the demo says so
         crashes: list[str] = []
@@ -461,12 +474,15 @@ def _migrate_all(
                 outcomes[app] = exc
                 crashes.append(f"{type(exc).__name__}: {str(exc)[:300]}")
         reruns[app] = crashes
+        traffic.finish(app)
 
     by_app = {b.app: b for b in bundles}
     questions = {app: _questions(by_app[app]) for app in jobs if app in by_app}
     reruns: dict[str, list[str]] = {}
-    threads = [threading.Thread(target=work, args=(a, p), name=f"migrate-{a}") for a, p in jobs.items()]
     with _TrafficDuringCanary(gateway_url, questions, demo.traffic_threads) as traffic:
+        threads = [
+            threading.Thread(target=work, args=(a, p, traffic), name=f"migrate-{a}") for a, p in jobs.items()
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
