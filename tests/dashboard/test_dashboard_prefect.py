@@ -251,7 +251,7 @@ def test_without_a_prefect_server_the_real_start_runs_in_the_dashboards_process(
 ) -> None:
     """mode in_process: the migration runs in the background of the dashboard (plan-only here, so it ends
     in planned), recorded as a real migration started by the operator from the UI."""
-    monkeypatch.setenv("MODELSHIFT_PREPARE_STAGE", "false")
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "plan")
     get_settings.cache_clear()
     headers = {"authorization": f"Bearer {TOKEN}", "x-modelshift-operator": "lee"}
     with (
