@@ -22,8 +22,8 @@ from typing import Final
 
 from modelshift.bundle.core import Bundle
 from modelshift.errors import ConfigError
-from modelshift.finetune.request import SHORT_KEY, FineTuneRequest, HyperValue, merge_hyperparameters
-from modelshift.platforms.base import AccountRef, ModelRef
+from modelshift.finetune.request import SHORT_KEY, FineTuneRequest, HyperValue, bundle_fields
+from modelshift.platforms.base import ModelRef
 
 #: the Azure ML registry of the catalog's publishers (``model.format`` of the bundle -> registry)
 REGISTRY_FOR_FORMAT: Final[Mapping[str, str]] = {
@@ -122,24 +122,8 @@ class CatalogFineTuneRequest(FineTuneRequest):
             )
         assert model.subscription and model.resource_group and model.account and model.endpoint
         assert model.deployment
-        ft = model.fine_tune
-        validation = (
-            bundle.read_bytes("model.fine_tune.validation_file") if ft.validation_file is not None else None
-        )
         return cls(
-            app=bundle.app,
-            migration_id=migration_id,
-            target=target,
-            training=bundle.read_bytes("model.fine_tune.training_file"),
-            validation=validation,
-            hyperparameters=merge_hyperparameters(ft.hyperparameters.model_dump(), hyperparameters),
-            suffix=ft.suffix,
-            seed=ft.seed,
-            account=AccountRef(
-                subscription_id=model.subscription, resource_group=model.resource_group, name=model.account
-            ),
-            baseline_deployment=model.deployment,
-            baseline_sku=(model.sku.name, model.sku.capacity) if model.sku else None,
+            **bundle_fields(bundle, target, migration_id, hyperparameters),
             model_id=registry_model_id(target, registry=registry, model_format=model.format),
             endpoint=model.endpoint,
         )

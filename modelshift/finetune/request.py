@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from modelshift.bundle.core import Bundle
 from modelshift.errors import ConfigError
@@ -60,6 +60,41 @@ def merge_hyperparameters(
             )
         out[name] = value
     return out
+
+
+def bundle_fields(
+    bundle: Bundle,
+    target: ModelRef,
+    migration_id: str,
+    hyperparameters: Mapping[str, HyperValue | None] | None,
+) -> dict[str, Any]:
+    """What every fine-tune re-run request reads from its bundle: the training/validation bytes, the
+    hyperparameters with the plan's adjustments laid over, suffix, seed, account and baseline deployment.
+
+    The caller has checked that the bundle is fine-tuned and names subscription, resource group, account
+    and deployment (the checks and their messages differ per platform).
+    """
+    model = bundle.manifest.model
+    ft = model.fine_tune
+    assert ft is not None and model.subscription and model.resource_group and model.account
+    validation = (
+        bundle.read_bytes("model.fine_tune.validation_file") if ft.validation_file is not None else None
+    )
+    return {
+        "app": bundle.app,
+        "migration_id": migration_id,
+        "target": target,
+        "training": bundle.read_bytes("model.fine_tune.training_file"),
+        "validation": validation,
+        "hyperparameters": merge_hyperparameters(ft.hyperparameters.model_dump(), hyperparameters),
+        "suffix": ft.suffix,
+        "seed": ft.seed,
+        "account": AccountRef(
+            subscription_id=model.subscription, resource_group=model.resource_group, name=model.account
+        ),
+        "baseline_deployment": model.deployment,
+        "baseline_sku": (model.sku.name, model.sku.capacity) if model.sku else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -119,25 +154,7 @@ class FineTuneRequest:
                 f"{where}.platform: fine-tuning re-runs support azure-openai bundles (with subscription, "
                 f"resource_group, account and deployment); {bundle.app} is on {model.platform}"
             )
-        ft = model.fine_tune
-        validation = (
-            bundle.read_bytes("model.fine_tune.validation_file") if ft.validation_file is not None else None
-        )
-        return cls(
-            app=bundle.app,
-            migration_id=migration_id,
-            target=target,
-            training=bundle.read_bytes("model.fine_tune.training_file"),
-            validation=validation,
-            hyperparameters=merge_hyperparameters(ft.hyperparameters.model_dump(), hyperparameters),
-            suffix=ft.suffix,
-            seed=ft.seed,
-            account=AccountRef(
-                subscription_id=model.subscription, resource_group=model.resource_group, name=model.account
-            ),
-            baseline_deployment=model.deployment,
-            baseline_sku=(model.sku.name, model.sku.capacity) if model.sku else None,
-        )
+        return cls(**bundle_fields(bundle, target, migration_id, hyperparameters))
 
     # ------------------------------------------------------------------------------ derived names
 
