@@ -295,7 +295,19 @@ class Applier:
             )
 
     def roll_back(self, app: str, candidate: str, *, reason: str, evidence: Mapping[str, Any]) -> list[str]:
-        """ONE router update to 100 % baseline + candidate -> rolled_back, then its deployment removed."""
+        """ONE router update to 100 % baseline + candidate -> rolled_back, then its deployment removed.
+
+        A candidate still ``evaluated`` (a person said no at an approval asked before any traffic) enters
+        the rollout first, so it ends ``rolled_back`` like every other rolled-back canary.
+        """
+        if self.store.get_bundle_by_digest(candidate).status is BundleStatus.EVALUATED:
+            self.store.set_status(
+                candidate,
+                BundleStatus.CANARY,
+                actor=self.actor,
+                reason="canary rollout started (rolled back before its first traffic)",
+                migration_id=self.migration_id,
+            )
         state = self.store.roll_back(
             candidate, actor=self.actor, reason=reason, migration_id=self.migration_id, evidence=evidence
         )

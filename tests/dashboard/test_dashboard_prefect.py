@@ -26,7 +26,6 @@ from modelshift.audit import Reason
 from modelshift.bundle import load_bundle
 from modelshift.dashboard import open_dashboard, running_dashboard
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
-from modelshift.errors import IllegalTransitionError
 from modelshift.migration import MigrationPhase, MigrationStore
 from modelshift.registry import register
 from modelshift.rollout import RolloutPhase
@@ -168,13 +167,6 @@ def _candidate(tmp_path: Path) -> str:
             RolloutPhase.ROLLED_BACK,
             BundleStatus.ROLLED_BACK,
             Reason.CANARY_REJECTED,
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=IllegalTransitionError,
-                reason="known bug outside the dashboard: rejecting an approval asked before any traffic "
-                "rolls back a bundle still 'evaluated', which the status table forbids (evaluated -> "
-                "rolled_back; modelshift/rollout/apply.py Applier.roll_back / store lifecycle.roll_back)",
-            ),
         ),
     ],
 )
