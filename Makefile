@@ -4,7 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# two workers: most tests wait on servers (emulator, Prefect, PostgreSQL, gateway), so 2 cores run 2 at once;
+# files stay whole on one worker so module-scoped servers start once
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=25
 
 .PHONY: demo test lint fmt clean services
 
