@@ -65,7 +65,7 @@ def test_a_notice_scopes_the_scan_to_its_models_and_is_recorded_as_the_trigger(e
 
 def test_a_scan_scoped_to_an_unused_model_assesses_nothing(env: Env) -> None:
     result = retirement_scan(as_of=AS_OF, models=["o3-mini"])
-    assert result == {"assessed": 0, "started": [], "skipped": [], "notice_id": None}
+    assert result == {"assessed": 0, "started": [], "skipped": [], "notice_id": None, "swept": []}
     assert _migrations(env) == []
 
 
