@@ -70,10 +70,11 @@ def register(app: typer.Typer) -> None:
             f"min {stats.min_tokens} / mean {stats.mean_tokens} / max {stats.max_tokens}",
             highlight=False,
         )
-        console.print(f"wrote {path}", highlight=False, markup=False)
+        console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)  # a path stays whole
         if generation is not None:
             console.print(
                 f"index generation {generation.generation} for {index_app}: {generation.location}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
