@@ -7,9 +7,6 @@ migrations start (through the Prefect deployment when a Prefect server is config
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,10 +17,9 @@ from modelshift.dashboard.app import Dashboard, create_app
 from modelshift.dashboard.auth import Authenticator
 from modelshift.dashboard.lifecycle import LifecycleCache, SnapshotReader, live_reader
 from modelshift.errors import ConfigError
+from modelshift.serving import serve_in_thread
 from modelshift.settings import Settings
 from modelshift.store import Store
-
-_STARTUP_TIMEOUT_S = 15.0
 
 
 def start_mode() -> str:
@@ -62,45 +58,11 @@ def open_dashboard(
         store.close()
 
 
-def _free_socket(host: str, port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
-
-
 @contextmanager
 def running_dashboard(dashboard: Dashboard, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``dashboard`` on a free port of ``host`` in a background thread; yields its base URL."""
-    sock = _free_socket(host)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(dashboard),
-        log_level="warning",
-        timeout_graceful_shutdown=2,
-        lifespan="on",
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"dashboard:{port}")
-    thread.daemon = True
-    thread.start()
-    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise ConfigError(
-                f"the dashboard did not start on {host}:{port} within {_STARTUP_TIMEOUT_S:.0f}s"
-            )
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_in_thread(create_app(dashboard), name="dashboard", host=host, not_started=ConfigError) as url:
+        yield url
 
 
 def serve(dashboard: Dashboard, host: str, port: int) -> None:

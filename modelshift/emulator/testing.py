@@ -6,9 +6,6 @@ real HTTP exactly as they would to Azure. Helpers call the ``/_emulator/`` contr
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,13 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from modelshift.emulator.app import create_app
 from modelshift.emulator.scenario import Scenario, load_scenario, parse_scenario
 from modelshift.errors import ScenarioError
-
-_STARTUP_TIMEOUT_S = 15.0
+from modelshift.serving import serve_in_thread
 
 
 def resolve_scenario(scenario: Path | str | dict[str, Any] | Scenario | None) -> Scenario:
@@ -94,14 +89,6 @@ class EmulatorHandle:
         self._control("POST", "reset")
 
 
-def _free_socket(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    sock.listen(128)
-    return sock
-
-
 @contextmanager
 def running_emulator(
     scenario: Path | str | dict[str, Any] | Scenario | None = None,
@@ -113,33 +100,17 @@ def running_emulator(
     resolved = resolve_scenario(scenario)
     if latency_scale is not None:
         resolved = resolved.model_copy(update={"latency_scale": latency_scale})
-    app = create_app(resolved)
-    sock = _free_socket(host)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=1, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"emulator:{port}", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise ScenarioError(
-                f"the emulator did not start on {host}:{port} within {_STARTUP_TIMEOUT_S:.0f}s"
-            )
-        time.sleep(0.01)
-    handle = EmulatorHandle(
-        base_url=f"http://{host}:{port}",
-        api_key=resolved.auth.api_keys[0],
-        bearer_token=resolved.auth.bearer_tokens[0],
-        subscription_id=resolved.subscriptions[0].id,
-    )
-    try:
-        yield handle
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(
+        create_app(resolved),
+        name="emulator",
+        host=host,
+        lifespan="off",
+        graceful_shutdown_s=1,
+        not_started=ScenarioError,
+    ) as base_url:
+        yield EmulatorHandle(
+            base_url=base_url,
+            api_key=resolved.auth.api_keys[0],
+            bearer_token=resolved.auth.bearer_tokens[0],
+            subscription_id=resolved.subscriptions[0].id,
+        )

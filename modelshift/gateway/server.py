@@ -7,15 +7,11 @@ store. :func:`running_gateway` serves an app with uvicorn on a free loopback por
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from modelshift.clock import Clock
 from modelshift.errors import ConfigError
@@ -25,10 +21,10 @@ from modelshift.gateway.service import Gateway
 from modelshift.gateway.transport import StreamTransport
 from modelshift.orchestration import EndpointDirectory
 from modelshift.platforms import azure
+from modelshift.serving import serve_in_thread
 from modelshift.settings import Settings
 from modelshift.store import Store
 
-_STARTUP_TIMEOUT_S = 15.0
 #: with ``httpx_transport``: connections to the model endpoints, shared by every bundle runtime. Kept small
 #: on purpose: httpcore scans its whole pool on every request state change, so a pool of hundreds costs
 #: more CPU than the queueing it saves (measured with benchmarks/gateway_overhead.py)
@@ -75,39 +71,13 @@ def open_gateway(
         yield gateway
 
 
-def _free_socket(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    sock.listen(512)
-    return sock
-
-
 @contextmanager
 def running_gateway(gateway: Gateway, host: str = "127.0.0.1") -> Iterator[str]:
     """Serve ``gateway`` on a free port of ``host`` in a background thread; yields its base URL."""
-    sock = _free_socket(host)
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(gateway), log_level="warning", timeout_graceful_shutdown=2, lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"gateway:{port}")
-    thread.daemon = True
-    thread.start()
-    deadline = time.monotonic() + _STARTUP_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise ConfigError(f"the gateway did not start on {host}:{port} within {_STARTUP_TIMEOUT_S:.0f}s")
-        time.sleep(0.01)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
+    with serve_in_thread(
+        create_app(gateway), name="gateway", host=host, backlog=512, not_started=ConfigError
+    ) as url:
+        yield url
 
 
 def workdir_for(settings: Settings) -> Path:
