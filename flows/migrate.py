@@ -307,8 +307,12 @@ def _canary(
             raise
         ended = result.phase
     evidence = ids | (
-        {"verdict": result.verdict, "reason": result.reason, "decisions": result.decisions}
-        | {"removed_deployments": result.removed_deployments}
+        {
+            "verdict": result.verdict,
+            "reason": result.reason,
+            "decisions": result.decisions,
+            "removed_deployments": result.removed_deployments,
+        }
         if result is not None
         else {"resumed": True}
     )

@@ -124,23 +124,10 @@ def sweep(
     as_json: bool = JsonOption,
 ) -> None:
     """Delete retired bundles' deployments whose grace period (MODELSHIFT_RETIRE_GRACE_SECONDS) is over."""
-    import httpx
-
-    from modelshift.clock import utcnow
-    from modelshift.platforms import azure
-    from modelshift.rollout.sweep import sweep_retired
+    from modelshift.rollout.sweep import sweep_with_settings
 
     cfg = settings()
-    with open_store(cfg) as store, httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
-        result = sweep_retired(
-            store,
-            azure.arm_client(cfg, client=client),
-            now=utcnow(),
-            grace_seconds=cfg.retire_grace_seconds,
-            actor=cfg.actor,
-            dry_run=dry_run,
-            app=app_name,
-        )
+    result = sweep_with_settings(cfg, actor=cfg.actor, dry_run=dry_run, app=app_name)
     rows = [item.row() for item in result.items]
     if as_json:
         print_json({"dry_run": dry_run, "grace_seconds": cfg.retire_grace_seconds, "items": rows})

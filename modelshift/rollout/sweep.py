@@ -16,9 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import httpx
+
 from modelshift.audit import Reason, format_time
+from modelshift.clock import utcnow
+from modelshift.platforms import azure
 from modelshift.platforms.base import AccountRef, Deployments
 from modelshift.rollout.apply import deployment_ref, sharing_bundles
+from modelshift.settings import Settings
 from modelshift.store import BundleStatus, Store
 from modelshift.store.records import RegisteredBundle
 
@@ -124,3 +129,22 @@ def sweep_retired(
             )
             result.items.append(done)
     return result
+
+
+def sweep_with_settings(
+    settings: Settings, *, actor: str, dry_run: bool = False, app: str | None = None
+) -> SweepResult:
+    """The sweep on the settings' store and ARM, with their grace period, now (the scan task and the CLI)."""
+    with (
+        Store.open(settings.resolved_database_url) as store,
+        httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client,
+    ):
+        return sweep_retired(
+            store,
+            azure.arm_client(settings, client=client),
+            now=utcnow(),
+            grace_seconds=settings.retire_grace_seconds,
+            actor=actor,
+            dry_run=dry_run,
+            app=app,
+        )
