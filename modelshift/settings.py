@@ -140,10 +140,6 @@ class Settings(BaseSettings):
         """Whether a real migration goes on into ``stage`` (it does unless it stops at an earlier one)."""
         return self.stop_after is None or _STAGE_ORDER.index(stage) <= _STAGE_ORDER.index(self.stop_after)
 
-    def stops_after(self, stage: Stage) -> bool:
-        """Whether a real migration ends after ``stage`` (the configured ``stop_after``)."""
-        return self.stop_after is stage
-
     @property
     def resolved_database_url(self) -> str:
         """The store URL: the configured one, or SQLite inside ``home``."""

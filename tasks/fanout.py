@@ -3,11 +3,12 @@
 A shard is the bundles of one evaluation that call one deployment (they share its rate limiter); see
 :func:`modelshift.evaluation.pair.plan_shards`. The ``evaluation-fanout`` subflow loads the golden dataset
 once, runs every shard as an ``evaluate-shard`` task and returns the runs by bundle digest; the evaluate task
-then scores and gates them (:func:`modelshift.evaluation.pair.judge_pair`). Its task runner comes from
-:class:`~modelshift.evaluation.fanout.FanoutSettings`: Prefect's thread pool by default, prefect-dask's
-``DaskTaskRunner`` with ``MODELSHIFT_TASK_RUNNER=dask`` (an existing cluster at ``MODELSHIFT_DASK_ADDRESS``,
-or a temporary local one). Each shard task opens its own store connection, HTTP clients and event loop, so it
-can run on any Dask worker that has modelshift installed and the same ``MODELSHIFT_*`` settings.
+then scores and gates them (:func:`modelshift.evaluation.pair.judge_pair`). Its task runner comes from the
+settings (``MODELSHIFT_TASK_RUNNER``, ``_DASK_ADDRESS``, ``_DASK_WORKERS``): Prefect's thread pool by default,
+prefect-dask's ``DaskTaskRunner`` with ``MODELSHIFT_TASK_RUNNER=dask`` (an existing cluster at
+``MODELSHIFT_DASK_ADDRESS``, or a temporary local one). Each shard task opens its own store connection, HTTP
+clients and event loop, so it can run on any Dask worker that has modelshift installed and the same
+``MODELSHIFT_*`` settings.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from modelshift.bundle import Bundle
 from modelshift.errors import ConfigError
 from modelshift.evaluation.dataset import Dataset
-from modelshift.evaluation.fanout import FanoutSettings, RunnerKind, fanout_settings
 from modelshift.evaluation.judge import open_judge
 from modelshift.evaluation.pair import bundle_dataset, run_bundles
 from modelshift.evaluation.records import EvaluationStore
@@ -37,7 +37,7 @@ from modelshift.evaluation.runner import BundleRun, Progress
 from modelshift.orchestration.connect import EndpointDirectory
 from modelshift.platforms.azure import arm_client
 from modelshift.prepare.baseline import load_baseline
-from modelshift.settings import Settings, get_settings
+from modelshift.settings import RunnerKind, Settings, get_settings, load_settings
 from modelshift.store import Store
 from tasks.report import artifact_key
 from tasks.retry import PLATFORM_RETRIES, PLATFORM_RETRY_DELAYS, retry_condition_fn
@@ -167,7 +167,7 @@ def evaluation_fanout(
     return {run.bundle_digest: run for future in futures for run in future.result()}
 
 
-def task_runner(settings: FanoutSettings, shards: int) -> TaskRunner[Any]:
+def task_runner(settings: Settings, shards: int) -> TaskRunner[Any]:
     """The task runner the settings choose, sized for ``shards`` shards."""
     if settings.task_runner is RunnerKind.DASK:
         # imported here: only a Dask fan-out pays for importing distributed
@@ -183,7 +183,7 @@ def task_runner(settings: FanoutSettings, shards: int) -> TaskRunner[Any]:
 
 def run_fanout(shards: list[list[str]], candidate_digest: str, migration_id: str) -> dict[str, BundleRun]:
     """The ``evaluation-fanout`` subflow on the configured task runner."""
-    settings = fanout_settings()
+    settings = load_settings()  # read now: a bad value is a ConfigError naming the variable
     fanout = evaluation_fanout.with_options(task_runner=task_runner(settings, len(shards)))
     try:
         runs: dict[str, BundleRun] = fanout(shards, candidate_digest, migration_id)
