@@ -148,6 +148,12 @@ def ev(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandle
     get_settings.cache_clear()
 
 
+def _stop_after(monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
+    """Real runs from here on end after ``stage`` (the settings are read again)."""
+    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", stage)
+    get_settings.cache_clear()
+
+
 def _params(target: str, **overrides: Any) -> MigrationParams:
     values: dict[str, Any] = {
         "app": APP,
@@ -243,8 +249,7 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a first run without the evaluate stage ends prepared
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "prepare")
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     mid = prepared.migration_id or ""
@@ -260,8 +265,7 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
         arm = arm_client(get_settings(), client=client)
         arm.poll_interval = 0.1
         arm.delete(ACCOUNT, _candidate_deployment(ev))
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "evaluate")
     resumed = model_migration(_params(GOOD))
     assert resumed.migration_id == mid and not resumed.created
     assert resumed.phase is MigrationPhase.EVALUATED, resumed.message
@@ -278,13 +282,11 @@ def test_a_rerun_after_a_recorded_evaluation_uses_the_record_and_runs_nothing(
 def test_a_prepared_migration_is_evaluated_by_the_next_run(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "prepare")
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     assert "MODELSHIFT_STOP_AFTER=prepare" in prepared.message
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "evaluate")
     outcome = model_migration(_params(GOOD))
     assert outcome.migration_id == prepared.migration_id and not outcome.created
     assert outcome.phase is MigrationPhase.EVALUATED, outcome.message
@@ -310,8 +312,7 @@ def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
 ) -> None:
     # the emulator's successors are clearly better or clearly worse, so the inconclusive outcome comes from
     # an evaluation record a crashed earlier run left behind (the flow takes it as it is)
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "prepare")
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     mid = prepared.migration_id or ""
@@ -324,8 +325,7 @@ def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
             baseline_digest=ev.baseline_digest, actor="tester", migration_id=mid,
         )  # fmt: skip
     assert deployment in ev.deployments()
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "evaluate")
     outcome = model_migration(_params(GOOD))
     assert outcome.migration_id == mid and outcome.phase is MigrationPhase.FAILED, outcome.message
     assert "gate INCONCLUSIVE" in outcome.message
@@ -344,8 +344,7 @@ def test_an_inconclusive_gate_rejects_the_candidate_and_removes_its_deployment(
 def test_an_evaluation_that_cannot_run_fails_the_migration_and_keeps_the_candidate(
     ev: EvalEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "prepare")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "prepare")
     prepared = model_migration(_params(GOOD))
     assert prepared.phase is MigrationPhase.PREPARED, prepared.message
     # someone removed the candidate's deployment before it was evaluated
@@ -353,8 +352,7 @@ def test_an_evaluation_that_cannot_run_fails_the_migration_and_keeps_the_candida
         arm = arm_client(get_settings(), client=client)
         arm.poll_interval = 0.1
         arm.delete(ACCOUNT, _candidate_deployment(ev))
-    monkeypatch.setenv("MODELSHIFT_STOP_AFTER", "evaluate")
-    get_settings.cache_clear()
+    _stop_after(monkeypatch, "evaluate")
     outcome = model_migration(_params(GOOD))
     assert outcome.migration_id == prepared.migration_id
     assert outcome.phase is MigrationPhase.FAILED

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from flows.migrate import model_migration
-from modelshift.bundle import load_bundle
+from modelshift.bundle import Bundle, load_bundle
 from modelshift.clock import utcnow
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
 from modelshift.evaluation.dataset import load_dataset
@@ -86,6 +86,20 @@ def live_scenario() -> dict[str, Any]:
     return data
 
 
+def live_baseline(bundles: Path) -> tuple[Bundle, list[str]]:
+    """support-chat 1.0.0 copied into ``bundles`` with a quality-only gate and the short canary policy
+    above, loaded; and 20 of its golden questions for live traffic."""
+    shutil.copytree(REPO / "bundles" / APP, bundles / APP)
+    _quality_only(bundles)
+    path = bundles / APP / "1.0.0" / "bundle.yaml"
+    manifest = yaml.safe_load(path.read_text())
+    manifest["canary"] = CANARY
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    baseline = load_bundle(path.parent)
+    dataset = baseline.manifest.evaluation.dataset
+    return baseline, [item.question for item in load_dataset(baseline.root / dataset).items][:20]
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorHandle]:
     """This module's emulator: the evaluate tests' roomy scenario, 1 % of the sampled latency."""
@@ -97,12 +111,6 @@ def emulator() -> Iterator[EmulatorHandle]:
 def dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandle) -> Iterator[Dag]:
     emulator.reset()
     home, bundles = tmp_path / "home", tmp_path / "bundles"
-    shutil.copytree(REPO / "bundles" / APP, bundles / APP)
-    _quality_only(bundles)
-    path = bundles / APP / "1.0.0" / "bundle.yaml"
-    manifest = yaml.safe_load(path.read_text())
-    manifest["canary"] = CANARY
-    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     url = f"sqlite:///{home / 'state.db'}"
     for name, value in {
         "HOME": str(home),
@@ -117,9 +125,7 @@ def dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: EmulatorHandl
         monkeypatch.setenv(f"MODELSHIFT_{name}", value)
     monkeypatch.delenv("MODELSHIFT_STOP_AFTER", raising=False)
     get_settings.cache_clear()
-    baseline = load_bundle(bundles / APP / "1.0.0")
-    dataset = baseline.manifest.evaluation.dataset
-    questions = [item.question for item in load_dataset(baseline.root / dataset).items][:20]
+    baseline, questions = live_baseline(bundles)
     with Store.open(url) as store:
         register(store, baseline, actor="test", adopt=True)
     with (

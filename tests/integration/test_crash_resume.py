@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,13 +27,10 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import func, select
 
-from modelshift.bundle import load_bundle
 from modelshift.clock import utcnow
 from modelshift.emulator.testing import EmulatorHandle, running_emulator
-from modelshift.evaluation.dataset import load_dataset
 from modelshift.evaluation.records import EvaluationRunRow
 from modelshift.gateway.server import open_gateway, running_gateway
 from modelshift.gateway.traffic import Traffic
@@ -50,9 +46,8 @@ from tests.flows.test_evaluate_flow import (
     BASELINE_DEPLOYMENT,
     GOOD,
     REPO,
-    _quality_only,
 )
-from tests.flows.test_full_migration import CANARY, live_scenario
+from tests.flows.test_full_migration import live_baseline, live_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -95,12 +90,7 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
     home, bundles = tmp_path / "home", tmp_path / "bundles"
-    shutil.copytree(REPO / "bundles" / APP, bundles / APP)
-    _quality_only(bundles)
-    path = bundles / APP / "1.0.0" / "bundle.yaml"
-    manifest = yaml.safe_load(path.read_text())
-    manifest["canary"] = CANARY
-    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    baseline, questions = live_baseline(bundles)
     url = f"sqlite:///{home / 'state.db'}"
     with running_emulator(live_scenario(), latency_scale=0.01) as emu:
         settings = Settings(
@@ -127,10 +117,6 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             "MODELSHIFT_RETIRE_GRACE_SECONDS": "0",
             "MODELSHIFT_ACTOR": "crash-test",
         }
-        baseline = load_bundle(bundles / APP / "1.0.0")
-        questions = [
-            i.question for i in load_dataset(baseline.root / baseline.manifest.evaluation.dataset).items
-        ]
         with Store.open(url) as store:
             register(store, baseline, actor="test", adopt=True)
         with (
@@ -138,7 +124,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
             open_gateway(settings, gateway_store, clock=utcnow, ttl_s=0.05, flush_ms=50, max_rows=50) as gw,
             running_gateway(gw) as gateway,
         ):
-            yield Rig(env, url, emu, gateway, baseline.digest, questions[:20], settings)
+            yield Rig(env, url, emu, gateway, baseline.digest, questions, settings)
 
 
 def _migrate(rig: Rig) -> subprocess.Popen[str]:
